@@ -1,0 +1,86 @@
+"""kubectl bound to one cluster's private kubeconfig and context."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ksi.errors import CommandFailed, Exit, KsiError
+
+if TYPE_CHECKING:
+    from ksi.runner import Result, Runner
+
+
+class Kubectl:
+    def __init__(self, runner: Runner, kubeconfig: Path, context: str,
+                 binary: str = "kubectl") -> None:
+        self.runner = runner
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.binary = binary
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--kubeconfig", str(self.kubeconfig), "--context", self.context,
+                *args]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 120,  # noqa: A002
+            check: bool = True, what: str = "", fix: str = "",
+            code: Exit = Exit.ACCESS_FAILED) -> Result:
+        return self.runner.run(self.argv(*args), input=input, timeout=timeout, check=check,
+                               what=what or f"kubectl {args[0]}", fix=fix, code=code,
+                               env={"KUBECONFIG": str(self.kubeconfig)})
+
+    def wait_nodes_ready(self, timeout: float, selector: str = "") -> None:
+        """Wait until every node (or those matching selector) is Ready; nodes that have not
+        registered yet make kubectl say 'no matching resources found': poll until then."""
+        deadline = time.monotonic() + timeout
+        which = ["-l", selector] if selector else ["--all"]
+        last = ""
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            res = self.run("wait", "--for=condition=Ready", "nodes", *which,
+                           f"--timeout={left}s", timeout=left + 30, check=False)
+            if res.returncode == 0:
+                return
+            last = (res.stderr or res.stdout).strip().splitlines()[-1:] or [""]
+            last = last[0]
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        raise KsiError(f"cluster nodes not Ready within {timeout:.0f}s ({last})",
+                       "the node may be short of CPU/memory or inotify watches: see the "
+                       "exported logs and 'ksi doctor'; raise ready_timeout if the node is slow",
+                       code=Exit.CLUSTER_NOT_READY)
+
+
+def api_server(kubeconfig: Path, context: str) -> str:
+    """The https URL of the context's cluster, read from the kubeconfig file itself."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(kubeconfig.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KsiError(f"cannot read the cluster's kubeconfig {kubeconfig}: {exc}",
+                       "report this; the cluster was created but its kubeconfig is unusable",
+                       code=Exit.ACCESS_FAILED) from None
+    contexts = {c.get("name"): c.get("context", {}) for c in data.get("contexts") or []}
+    clusters = {c.get("name"): c.get("cluster", {}) for c in data.get("clusters") or []}
+    ctx = contexts.get(context)
+    if not ctx:
+        raise KsiError(f"context {context} missing from {kubeconfig}",
+                       "report this; kind did not write the expected context",
+                       code=Exit.ACCESS_FAILED)
+    cluster = clusters.get(ctx.get("cluster"), {})
+    if cluster.get("insecure-skip-tls-verify"):
+        raise KsiError("the kubeconfig disables TLS verification",
+                       "remove insecure-skip-tls-verify; KSI keeps TLS verified",
+                       code=Exit.ACCESS_FAILED)
+    server = cluster.get("server", "")
+    if not server.startswith("https://"):
+        raise KsiError(f"API server URL {server!r} is not https", "report this",
+                       code=Exit.ACCESS_FAILED)
+    return server
+
+
+__all__ = ["CommandFailed", "Kubectl", "api_server"]

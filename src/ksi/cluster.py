@@ -1,0 +1,172 @@
+"""This node's cluster through its phases: reserve -> provision -> access -> teardown.
+
+Holds everything teardown needs, so that teardown works after any failure or signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from ksi.access import admin
+from ksi.access.kubectl import Kubectl, api_server
+from ksi.errors import Exit, KsiError
+from ksi.plan import kindconfig
+from ksi.plan.paths import ensure_private_dir, write_json, write_private
+from ksi.plan.ports import PortBook, Reservation
+from ksi.provision import providers
+from ksi.provision.kind import Kind
+
+if TYPE_CHECKING:
+    from ksi.plan.plan import Plan
+    from ksi.runner import Runner
+
+log = logging.getLogger("ksi.cluster")
+RUN_RECORD = "run.json"
+
+
+@dataclass
+class NodeCluster:
+    plan: Plan
+    runner: Runner
+    reservations: list[Reservation] = field(default_factory=list)
+    k8s_port: Optional[int] = None
+    api_port: Optional[int] = None
+    gateway_host_port: Optional[int] = None
+    created: bool = False          # kind create was started: the cluster may exist
+    token: str = ""
+    api_url: str = ""
+    create_attempts: int = 0
+    state_made: bool = False
+
+    def __post_init__(self) -> None:
+        self.provider = providers.get(self.plan.provider, self.runner)
+        self.kind = Kind(self.runner, self.provider,
+                         systemd_scope=self.plan.settings.systemd_scope)
+        self.kubectl = Kubectl(self.runner, self.plan.kubeconfig, self.plan.context)
+
+    # ---------------------------------------------------------------- checks
+    def check_tools(self) -> None:
+        """Cheap preflight: the provider's binary, kind and kubectl are on PATH."""
+        self.provider.check_installed()
+        self.kind.check_installed()
+        if not self.runner.which("kubectl"):
+            raise KsiError("'kubectl' is not on PATH", "install kubectl or load its module; "
+                           "see 'ksi doctor'", code=Exit.TOOL_MISSING)
+
+    # ---------------------------------------------------------------- reserve
+    def reserve(self) -> None:
+        """Private state directory, host-wide port reservations, the kind config on disk."""
+        p, s = self.plan, self.plan.settings
+        ensure_private_dir(p.state_root)
+        ensure_private_dir(p.state_dir)
+        self.state_made = True
+        book = PortBook(Path(s.lock_dir), {"cluster": p.cluster, "job": p.env.job_id,
+                                             "user": p.env.user})
+        lo, hi = s.port_range()
+        if p.k8s_port is not None:
+            r = book.reserve(p.k8s_port, "K8S_PORT")
+        else:
+            r = book.reserve_any(lo, hi, "K8S_PORT")
+        self.reservations.append(r)
+        self.k8s_port = r.port
+        if p.gateway_nodeport is not None:
+            g = book.reserve_any(lo, hi, "Liqo gateway port",
+                                 exclude=[self.k8s_port, p.gateway_nodeport])
+            self.reservations.append(g)
+            self.gateway_host_port = g.port
+        alo, ahi = s.api_port_range()
+        a = book.reserve_any(alo, ahi, "API server port")
+        self.reservations.append(a)
+        self.api_port = a.port
+        self.write_record()
+        config = p.kind_config(self.k8s_port, self.api_port, self.gateway_host_port)
+        write_private(p.kind_config_path, kindconfig.dump(config))
+
+    def record(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "cluster": p.cluster, "context": p.context, "provider": p.provider,
+            "job": p.env.as_dict(), "pid": os.getpid(), "host": p.env.hostname,
+            "created": time.time(), "state_dir": str(p.state_dir),
+            "kubeconfig": str(p.kubeconfig), "report": str(p.report_path),
+            "ports": {"k8s": self.k8s_port, "api": self.api_port,
+                      "gateway": self.gateway_host_port,
+                      "gateway_nodeport": p.gateway_nodeport},
+            "lock_dir": str(p.settings.lock_dir), "systemd_scope": p.settings.systemd_scope,
+            "mode": p.mode,
+        }
+
+    def write_record(self) -> None:
+        write_json(self.plan.state_dir / RUN_RECORD, self.record())
+
+    # ---------------------------------------------------------------- provision
+    def provision(self) -> None:
+        p, s = self.plan, self.plan.settings
+        self.provider.check_daemon()
+        self.created = True
+        self.create_attempts = self.kind.create(
+            p.cluster, p.kind_config_path, p.kubeconfig, image=p.image,
+            timeout=s.create_timeout, retries=s.create_retries)
+        if p.kubeconfig.exists():
+            os.chmod(p.kubeconfig, 0o600)
+
+    def wait_ready(self) -> None:
+        self.kubectl.wait_nodes_ready(self.plan.settings.ready_timeout)
+
+    # ---------------------------------------------------------------- access
+    def access(self, token_seconds: int) -> None:
+        admin.ensure_admin(self.kubectl)
+        self.token = admin.create_token(self.kubectl, token_seconds)
+        self.api_url = api_server(self.plan.kubeconfig, self.plan.context)
+
+    def variables(self) -> dict[str, str]:
+        """What the workload sees (the original's contract plus KUBECONFIG)."""
+        return {
+            "K8S_CLUSTER_NAME": self.plan.context,
+            "K8S_CLUSTER_API": self.api_url,
+            "K8S_CLUSTER_API_TOKEN": self.token,
+            "K8S_PORT": str(self.k8s_port),
+            "KUBECONFIG": str(self.plan.kubeconfig),
+            "KSI_CLUSTER": self.plan.cluster,
+            "KSI_NODE_COUNT": "1",
+        }
+
+    # ---------------------------------------------------------------- teardown
+    def teardown(self, *, failed: bool) -> list[str]:
+        """Delete the cluster (exporting logs first after a failure), release the ports,
+        remove the state. Idempotent; returns the problems it could not fix."""
+        problems: list[str] = []
+        p = self.plan
+        if self.created:
+            if failed:
+                try:
+                    self.kind.export_logs(p.cluster, p.log_dir)
+                    log.info("cluster logs exported to %s", p.log_dir)
+                except KsiError as exc:
+                    log.info("could not export cluster logs: %s", exc.cause)
+            try:
+                self.kind.delete(p.cluster, p.kubeconfig)
+            except KsiError as exc:
+                problems.append(exc.cause)
+            try:
+                left = self.provider.node_containers(p.cluster)
+                if left:
+                    self.provider.remove(left)
+            except KsiError as exc:
+                problems.append(f"leftover node containers: {exc.cause}")
+            else:
+                self.created = False
+        for r in self.reservations:
+            r.release()
+        self.reservations.clear()
+        if self.state_made and not problems:
+            shutil.rmtree(p.state_dir, ignore_errors=True)
+            self.state_made = p.state_dir.exists()
+            if self.state_made:
+                problems.append(f"could not remove {p.state_dir}")
+        return problems

@@ -1,0 +1,114 @@
+"""Error classes of KSI: each has its own exit code, a one-line cause and a fix.
+
+Exit codes 64-113 are KSI's own; any other code is the workload's (passed through).
+128+N means KSI ended on signal N after tearing down.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Exit(enum.IntEnum):
+    """Distinct exit code per failure class (documented in the README)."""
+
+    OK = 0
+    USAGE = 64
+    WORKLOAD_MISSING = 65
+    WORKLOAD_UNREADABLE = 66
+    SHARED_DIR_MISSING = 67
+    SHARED_DIR_UNUSABLE = 68
+    PORT_NOT_A_NUMBER = 69
+    PORT_OUT_OF_RANGE = 70
+    PORT_TAKEN = 71
+    NO_FREE_PORT = 72
+    PROVIDER_UNKNOWN = 73
+    PROVIDER_MISSING = 74
+    TOOL_MISSING = 75
+    RUNTIME_UNAVAILABLE = 76
+    CONFIG_INVALID = 77
+    STATE_UNSAFE = 78
+    CLUSTER_CREATE_FAILED = 79
+    CLUSTER_NODE_START_FAILED = 80
+    CLUSTER_NOT_READY = 81
+    ACCESS_FAILED = 82
+    TOKEN_FAILED = 83
+    WORKDIR_UNUSABLE = 84
+    COMMAND_TIMEOUT = 85
+    TIME_LIMIT = 86
+    FEDERATION_FAILED = 87
+    PEER_FAILED = 88
+    RENDEZVOUS_FAILED = 89
+    MEMBER_FAILED = 90
+    IMAGE_FAILED = 91
+    MANIFEST_FAILED = 92
+    PREFLIGHT_FAILED = 93
+    RUNTIME_MODE_REFUSED = 94
+    TEARDOWN_INCOMPLETE = 95
+    INTERNAL = 113
+
+
+class KsiError(Exception):
+    """A failure with an exit code, a cause and the command or action that fixes it."""
+
+    code: Exit = Exit.INTERNAL
+
+    def __init__(self, cause: str, fix: str = "", *, code: Exit | None = None,
+                 detail: str = "") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = fix
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+    def line(self) -> str:
+        """The one line printed last: cause, then fix."""
+        cause = " ".join(self.cause.split())
+        fix = " ".join(self.fix.split())
+        return f"ksi: error: {cause}" + (f" -- fix: {fix}" if fix else "")
+
+
+class ToolMissing(KsiError):
+    """An external program is not on PATH."""
+
+    code = Exit.TOOL_MISSING
+
+
+class CommandFailed(KsiError):
+    """An external program exited non-zero; carries its stderr."""
+
+    code = Exit.CLUSTER_CREATE_FAILED
+
+    def __init__(self, cause: str, fix: str = "", *, code: Exit | None = None,
+                 argv: list[str] | None = None, returncode: int | None = None,
+                 stdout: str = "", stderr: str = "") -> None:
+        super().__init__(cause, fix, code=code, detail=stderr)
+        self.argv = argv or []
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class CommandTimeout(CommandFailed):
+    """An external program ran past its timeout and was killed."""
+
+    code = Exit.COMMAND_TIMEOUT
+
+
+class Interrupted(Exception):
+    """A signal (SIGTERM, SIGINT, SIGHUP) or the job's time limit ended the run."""
+
+    def __init__(self, signum: int, reason: str = "") -> None:
+        super().__init__(reason or f"signal {signum}")
+        self.signum = signum
+        self.reason = reason
+
+
+def last_line(text: str) -> str:
+    """The most telling line of a tool's stderr: the last ERROR line, else the last line."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith(("ERROR", "error", "Error", "FATA")):
+            return ln
+    return lines[-1] if lines else ""

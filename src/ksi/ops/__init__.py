@@ -1,0 +1,1 @@
+"""Operating KSI around `ksi run`: doctor, ls, gc, shell, submit, config."""

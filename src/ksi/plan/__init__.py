@@ -1,0 +1,1 @@
+"""Phase 2, plan: names, ports, subnets, paths and the kind config, decided before anything runs."""

@@ -1,0 +1,71 @@
+"""Private, node-local state: 0700 directories owned by the user, 0600 files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any, Mapping
+
+from ksi.errors import Exit, KsiError
+
+
+def default_state_root(environ: Mapping[str, str]) -> Path:
+    """$XDG_RUNTIME_DIR/ksi when that is the user's own directory, else /tmp/ksi-$UID."""
+    xdg = environ.get("XDG_RUNTIME_DIR", "")
+    if xdg:
+        try:
+            st = os.stat(xdg)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+                return Path(xdg) / "ksi"
+        except OSError:
+            pass
+    return Path(f"/tmp/ksi-{os.getuid()}")
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create path (mode 0700) or check an existing one is ours, not a symlink, and private."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise KsiError(f"cannot create the state directory {path}: {exc.strerror}",
+                       "set state_dir (KSI_STATE_DIR) to a writable node-local directory",
+                       code=Exit.STATE_UNSAFE) from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise KsiError(f"state path {path} is not a directory (a symlink or file is in the way)",
+                       f"remove {path} or set KSI_STATE_DIR elsewhere", code=Exit.STATE_UNSAFE)
+    if st.st_uid != os.getuid():
+        raise KsiError(f"state directory {path} belongs to uid {st.st_uid}, not to you",
+                       "set KSI_STATE_DIR to a directory of your own", code=Exit.STATE_UNSAFE)
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file atomically with mode 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_private(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with path.open() as fh:
+        return json.load(fh)

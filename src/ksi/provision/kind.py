@@ -1,0 +1,143 @@
+"""Driving kind: create (with the node start-up retry and its diagnosis), delete, logs, load."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ksi.errors import CommandFailed, Exit, KsiError
+
+if TYPE_CHECKING:
+    from ksi.provision.providers import Provider
+    from ksi.runner import Runner
+
+log = logging.getLogger("ksi.kind")
+
+LOG_LINE_FAILURE = "could not find a log line that matches"
+
+
+def inotify_diagnosis(proc_root: str = "/proc") -> str:
+    """The host's inotify limits, the usual cause of kind's node start-up failure."""
+    vals = {}
+    for key in ("max_user_instances", "max_user_watches"):
+        try:
+            vals[key] = int(Path(f"{proc_root}/sys/fs/inotify/{key}").read_text().strip())
+        except (OSError, ValueError):
+            vals[key] = None
+    parts = [f"fs.inotify.{k}={v}" for k, v in vals.items() if v is not None]
+    low = (vals["max_user_instances"] or 10**9) < 512 or (vals["max_user_watches"] or 10**9) < 524288
+    text = ", ".join(parts) or "inotify limits unknown"
+    return text + (" (low: kind needs about 512 instances / 524288 watches for several "
+                   "clusters per node)" if low else "")
+
+
+def classify(stderr: str) -> tuple[Exit, str, str]:
+    """(exit code, cause, fix) for a failed 'kind create cluster' from kind's own words."""
+    s = stderr
+    if LOG_LINE_FAILURE in s:
+        return (Exit.CLUSTER_NODE_START_FAILED,
+                "the kind node container did not start systemd (kind found no 'Multi-User "
+                f"System' log line); host: {inotify_diagnosis()}",
+                "ask an admin to set sysctl fs.inotify.max_user_instances=512 and "
+                "fs.inotify.max_user_watches=524288, or run fewer clusters on this node")
+    if "address already in use" in s or "port is already allocated" in s:
+        return (Exit.PORT_TAKEN, "a host port of the cluster was taken by another program "
+                "while kind started the node", "run again (KSI picks other ports) or unset "
+                "K8S_PORT if you set it")
+    if "rootless containerd not running" in s or "Cannot connect" in s \
+            or "cannot connect" in s:
+        return (Exit.RUNTIME_UNAVAILABLE, "the container runtime is not running for this user",
+                "start it (rootless nerdctl: 'containerd-rootless-setuptool.sh install'); "
+                "see 'ksi doctor'")
+    if "requires cgroup v2" in s or "Delegate=yes" in s:
+        return (Exit.RUNTIME_UNAVAILABLE, "the rootless runtime lacks cgroup v2 delegation "
+                "(cpu, memory, pids)", "ask an admin to enable cgroup v2 and Delegate=yes for "
+                "user@.service; see 'ksi doctor'")
+    if "unable to decode config" in s or "invalid configuration" in s.lower():
+        return (Exit.CONFIG_INVALID, "kind rejected the cluster config",
+                "check the kind_config fragment in your KSI config (see --dry-run)")
+    return (Exit.CLUSTER_CREATE_FAILED, "kind could not create the cluster",
+            "read the cluster logs KSI exported (path above) and 'ksi doctor'")
+
+
+class Kind:
+    """The kind CLI for one provider; each cluster uses its own kubeconfig file."""
+
+    def __init__(self, runner: Runner, provider: Provider, *, systemd_scope: bool = False,
+                 binary: str = "kind") -> None:
+        self.runner = runner
+        self.provider = provider
+        self.systemd_scope = systemd_scope
+        self.binary = binary
+
+    def argv(self, *args: str) -> list[str]:
+        scope = ["systemd-run", "--user", "--scope", "--quiet", "-p", "Delegate=yes"] \
+            if self.systemd_scope else []
+        return [*scope, self.binary, *args]
+
+    def env(self, kubeconfig: Path | None = None) -> dict[str, str]:
+        env = self.provider.kind_env()
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
+        return env
+
+    def create_argv(self, name: str, config: Path, kubeconfig: Path, image: str = "") -> list[str]:
+        args = ["create", "cluster", "--name", name, "--config", str(config),
+                "--kubeconfig", str(kubeconfig), "--retain"]
+        if image:
+            args += ["--image", image]
+        return self.argv(*args)
+
+    def check_installed(self) -> None:
+        if not self.runner.which(self.binary):
+            raise KsiError("'kind' is not on PATH",
+                           "install kind >= 0.23 (a single binary) or load its module; "
+                           "see 'ksi doctor'", code=Exit.TOOL_MISSING)
+
+    def create(self, name: str, config: Path, kubeconfig: Path, *, image: str = "",
+               timeout: float = 600, retries: int = 2) -> int:
+        """Create the cluster; retry kind's transient node start-up failure. Returns attempts."""
+        attempts = retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self.runner.run(self.create_argv(name, config, kubeconfig, image),
+                                env=self.env(kubeconfig), timeout=timeout,
+                                what="kind create cluster")
+                return attempt
+            except CommandFailed as exc:
+                code, cause, fix = classify(exc.stderr)
+                if code == Exit.CLUSTER_NODE_START_FAILED and attempt < attempts:
+                    log.warning("kind create: node did not start (attempt %d/%d); %s; retrying",
+                                attempt, attempts, inotify_diagnosis())
+                    self.delete(name, kubeconfig)
+                    time.sleep(min(2.0 * attempt, 10.0))
+                    continue
+                if code == Exit.CLUSTER_NODE_START_FAILED:
+                    cause += f" after {attempts} attempts"
+                raise KsiError(cause, fix, code=code, detail=exc.stderr) from None
+        raise AssertionError("unreachable")
+
+    def delete(self, name: str, kubeconfig: Path | None, timeout: float = 180) -> None:
+        self.runner.run(self.argv("delete", "cluster", "--name", name,
+                                  *(["--kubeconfig", str(kubeconfig)] if kubeconfig else [])),
+                        env=self.env(kubeconfig), timeout=timeout, what="kind delete cluster",
+                        code=Exit.TEARDOWN_INCOMPLETE)
+
+    def export_logs(self, name: str, directory: Path, timeout: float = 180) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.runner.run(self.argv("export", "logs", str(directory), "--name", name),
+                        env=self.env(), timeout=timeout, what="kind export logs",
+                        code=Exit.TEARDOWN_INCOMPLETE)
+
+    def load_archive(self, name: str, archive: str, timeout: float = 900) -> None:
+        self.runner.run(self.argv("load", "image-archive", archive, "--name", name),
+                        env=self.env(), timeout=timeout, what=f"kind load image-archive {archive}",
+                        code=Exit.IMAGE_FAILED, fix="check the archive; re-create it with "
+                        "'ksi images save IMAGE'")
+
+    def clusters(self) -> list[str]:
+        res = self.runner.run(self.argv("get", "clusters"), env=self.env(), timeout=60,
+                              what="kind get clusters", code=Exit.RUNTIME_UNAVAILABLE)
+        return [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]

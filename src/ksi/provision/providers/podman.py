@@ -1,0 +1,24 @@
+"""podman (rootless or root); kind calls it 'experimental'."""
+
+from __future__ import annotations
+
+from ksi.provision.providers.base import Provider
+
+
+class PodmanProvider(Provider):
+    name = "podman"
+    binary = "podman"
+    # podman < 5 has no {{.Label}}; index works on every version
+    label_format = '{{.Names}}\t{{index .Labels "%s"}}'
+    daemon_fix = "check 'podman info' works for your user (subuid/subgid, XDG_RUNTIME_DIR)"
+
+    def check_daemon(self) -> None:
+        from ksi.errors import CommandFailed, Exit
+
+        try:
+            self.runner.run([self.binary, "info", "--format", "json"], timeout=60,
+                            what="podman info", code=Exit.RUNTIME_UNAVAILABLE,
+                            fix=self.daemon_fix)
+        except CommandFailed as exc:
+            exc.code = Exit.RUNTIME_UNAVAILABLE
+            raise

@@ -1,0 +1,186 @@
+"""The one way KSI runs external programs: timeout, logged command with secrets masked,
+stderr carried into the error. Nothing else in KSI imports subprocess."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from ksi.errors import CommandFailed, CommandTimeout, Exit, ToolMissing, last_line
+
+log = logging.getLogger("ksi.runner")
+
+_SECRETS: set[str] = set()
+MASK = "***"
+
+
+def add_secret(value: str) -> None:
+    """Register a value (a token, a key) that must never appear in logs or errors."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def mask(text: str) -> str:
+    """Replace every registered secret in text."""
+    for s in _SECRETS:
+        if s in text:
+            text = text.replace(s, MASK)
+    return text
+
+
+def quote(argv: Sequence[str]) -> str:
+    """A shell-like, masked rendering of a command line for logs and dry runs."""
+    import shlex
+
+    return mask(" ".join(shlex.quote(a) for a in argv))
+
+
+@dataclass
+class Result:
+    """What a finished command returned."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@dataclass
+class Runner:
+    """Runs commands; counts the time spent inside them (for KSI's overhead benchmark)."""
+
+    default_timeout: float = 600.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    external_seconds: float = 0.0
+    calls: int = 0
+
+    def which(self, program: str, env: Mapping[str, str] | None = None) -> str | None:
+        path = (env or os.environ).get("PATH", os.defpath)
+        return shutil.which(program, path=path)
+
+    def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        merged = dict(os.environ)
+        merged.update(self.extra_env)
+        if env:
+            merged.update(env)
+        return merged
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,  # noqa: A002 - mirrors subprocess
+        cwd: str | None = None,
+        check: bool = True,
+        what: str = "",
+        fix: str = "",
+        code: Exit = Exit.INTERNAL,
+        secrets: Iterable[str] = (),
+    ) -> Result:
+        """Run argv to completion and return its output.
+
+        With check, a non-zero exit raises CommandFailed whose cause names `what`
+        (or the program) and the tool's own last error line; `fix` and `code` go with it.
+        """
+        for s in secrets:
+            add_secret(s)
+        argv = [str(a) for a in argv]
+        full_env = self._env(env)
+        timeout = self.default_timeout if timeout is None else timeout
+        log.debug("$ %s", quote(argv))
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=cwd,
+                text=True, start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ToolMissing(
+                f"'{argv[0]}' is not installed or not on PATH",
+                f"install {argv[0]} on this node or add its directory to PATH (see 'ksi doctor')",
+            ) from None
+        except PermissionError:
+            raise ToolMissing(f"'{argv[0]}' is not executable",
+                              f"check the permissions of {argv[0]}") from None
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(proc)
+            out, err = proc.communicate()
+            self._account(start)
+            raise CommandTimeout(
+                f"{what or argv[0]} did not finish within {timeout:.0f}s",
+                fix or "retry; if it persists, raise the timeout in the KSI config",
+                argv=argv, returncode=None, stdout=mask(out or ""), stderr=mask(err or ""),
+            ) from None
+        except BaseException:
+            stop_group(proc, grace=1.0)
+            self._account(start)
+            raise
+        seconds = self._account(start)
+        res = Result(argv, proc.returncode, out or "", err or "", seconds)
+        log.debug("  -> exit %d in %.2fs", res.returncode, seconds)
+        if res.returncode != 0:
+            log.debug("  stderr: %s", mask(res.stderr.strip())[-2000:])
+            if check:
+                tail = mask(last_line(res.stderr) or last_line(res.stdout))
+                raise CommandFailed(
+                    f"{what or argv[0]} failed (exit {res.returncode}): {tail}".rstrip(": "),
+                    fix, code=code, argv=argv, returncode=res.returncode,
+                    stdout=mask(res.stdout), stderr=mask(res.stderr),
+                )
+        return res
+
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, replace_env: bool = False) -> subprocess.Popen:
+        """Start a long-running child (the workload, a shell) in its own process group,
+        its output going straight to ours."""
+        argv = [str(a) for a in argv]
+        full_env = dict(env or {}) if replace_env else self._env(env)
+        log.debug("$ %s &", quote(argv))
+        try:
+            return subprocess.Popen(argv, env=full_env, cwd=cwd, start_new_session=True)
+        except FileNotFoundError:
+            raise ToolMissing(f"'{argv[0]}' is not installed or not on PATH",
+                              f"install {argv[0]}") from None
+
+    def _account(self, start: float) -> float:
+        seconds = time.monotonic() - start
+        self.external_seconds += seconds
+        self.calls += 1
+        return seconds
+
+
+def signal_group(proc: subprocess.Popen, signum: int) -> None:
+    """Send signum to the child's whole process group (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL after grace seconds."""
+    if proc.poll() is not None:
+        signal_group(proc, signal.SIGKILL)  # stragglers of an exited leader
+        return
+    signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_group(proc, signal.SIGKILL)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        log.warning("process %d did not die after SIGKILL", proc.pid)

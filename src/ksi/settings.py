@@ -1,0 +1,178 @@
+"""Settings: defaults < site file < user file < KSI_* environment < command-line flags.
+
+Every value remembers where it came from (`ksi config` prints it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ksi.errors import Exit, KsiError
+
+SITE_CONFIG = "/etc/ksi/config.toml"
+USER_CONFIG = "~/.config/ksi/config.toml"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    kind: type
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+def _range(text: str) -> tuple[int, int]:
+    lo, _, hi = str(text).partition("-")
+    a, b = int(lo), int(hi or lo)
+    if not (0 < a <= b < 65536):
+        raise ValueError(f"{text!r} is not a port range like 30000-32767")
+    return a, b
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("provider", "nerdctl", str, "container runtime for kind",
+           ("nerdctl", "podman", "docker", "auto")),
+    Option("image", "", str, "kind node image (empty: kind's default)"),
+    Option("systemd_scope", False, bool, "wrap kind in 'systemd-run --user --scope'"),
+    Option("state_dir", "", str, "private node-local state (default $XDG_RUNTIME_DIR/ksi or "
+           "/tmp/ksi-$UID)"),
+    Option("lock_dir", "/tmp/ksi-locks", str, "host-wide port reservation directory (1777)"),
+    Option("port_range", "30000-32767", str, "range for K8S_PORT and Liqo's gateway port"),
+    Option("api_port_range", "41000-41999", str, "range for the API server host port"),
+    Option("api_address", "", str, "API server address (default 127.0.0.1 on one node, the "
+           "node's address when federating)"),
+    Option("create_retries", 2, int, "retries of 'kind create' on the node start-up failure"),
+    Option("create_timeout", 600.0, float, "seconds for one 'kind create cluster'"),
+    Option("ready_timeout", 300.0, float, "seconds for the nodes to become Ready"),
+    Option("token_duration", 86400, int, "token lifetime in seconds without a Slurm time limit"),
+    Option("token_margin", 600, int, "seconds added to the job's remaining time for the token"),
+    Option("teardown_margin", 60, int, "seconds before the time limit at which KSI tears down"),
+    Option("workload_grace", 15.0, float, "seconds between forwarding SIGTERM and SIGKILL"),
+    Option("kind_config", "", str, "YAML fragment merged into the rendered kind config"),
+    Option("log_dir", "", str, "where cluster logs go on failure (default ./ksi-logs)"),
+    Option("report", "", str, "run report path (default ./ksi-report-JOB-STEP-NODE.json)"),
+    Option("pod_subnet_pool", "10.100.0.0/14", str, "pool of per-node pod subnets (/20 each)"),
+    Option("service_subnet_pool", "10.104.0.0/14", str, "pool of per-node service subnets"),
+    Option("peer_concurrency", 4, int, "Liqo peerings run at once by the head"),
+    Option("rendezvous_timeout", 900.0, float, "seconds to wait for the other nodes"),
+    Option("heartbeat_interval", 5.0, float, "seconds between multi-node heartbeats"),
+    Option("heartbeat_timeout", 30.0, float, "seconds without heartbeat before a node is dead"),
+    Option("runtime_mode", "user", str, "where the runtime runs", ("user", "job")),
+    Option("image_archive_dir", "", str, "directory of image archives (offline node images)"),
+    Option("registry_mirrors", "", str, "comma list of registry=mirror-url for containerd"),
+    Option("bypass4netns", "auto", str, "bypass4netns for nerdctl nodes", ("auto", "on", "off")),
+    Option("gc_on_start", True, bool, "remove this user's leftovers of ended jobs on start"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def _convert(opt: Option, value: Any, origin: str) -> Any:
+    try:
+        if opt.kind is bool:
+            if isinstance(value, bool):
+                out: Any = value
+            elif str(value).strip().lower() in {"1", "true", "yes", "on"}:
+                out = True
+            elif str(value).strip().lower() in {"0", "false", "no", "off", ""}:
+                out = False
+            else:
+                raise ValueError("expected true or false")
+        elif opt.kind is int:
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            out = int(value)
+        elif opt.kind is float:
+            out = float(value)
+        else:
+            out = str(value)
+    except (TypeError, ValueError) as exc:
+        raise KsiError(f"{origin}: {opt.name}={value!r} is invalid ({exc})",
+                       f"set {opt.name} to a {opt.kind.__name__}", code=Exit.CONFIG_INVALID
+                       ) from None
+    if opt.choices and out not in opt.choices:
+        raise KsiError(f"{origin}: {opt.name}={out!r} is not one of {', '.join(opt.choices)}",
+                       f"choose one of: {', '.join(opt.choices)}", code=Exit.CONFIG_INVALID)
+    if opt.name.endswith("port_range"):
+        try:
+            _range(out)
+        except ValueError as exc:
+            raise KsiError(f"{origin}: {exc}", "write it as LOW-HIGH",
+                           code=Exit.CONFIG_INVALID) from None
+    return out
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise KsiError(f"cannot read config file {path}: {exc.strerror}",
+                       f"fix the permissions of {path}", code=Exit.CONFIG_INVALID) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KsiError(f"config file {path} is not valid TOML: {exc}",
+                       f"correct the syntax in {path}", code=Exit.CONFIG_INVALID) from None
+    section = data.get("ksi", data)
+    if not isinstance(section, dict):
+        raise KsiError(f"config file {path}: [ksi] must be a table", f"fix {path}",
+                       code=Exit.CONFIG_INVALID)
+    return section
+
+
+class Settings:
+    """Effective settings with the origin of each value."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {o.name: o.default for o in OPTIONS}
+        self.origins: dict[str, str] = {o.name: "default" for o in OPTIONS}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set(self, name: str, value: Any, origin: str) -> None:
+        opt = BY_NAME.get(name)
+        if opt is None:
+            raise KsiError(f"{origin}: unknown setting {name!r}",
+                           f"remove it; known settings: {', '.join(sorted(BY_NAME))}",
+                           code=Exit.CONFIG_INVALID)
+        self.values[name] = _convert(opt, value, origin)
+        self.origins[name] = origin
+
+    def port_range(self) -> tuple[int, int]:
+        return _range(self.values["port_range"])
+
+    def api_port_range(self) -> tuple[int, int]:
+        return _range(self.values["api_port_range"])
+
+    def table(self) -> list[tuple[str, Any, str]]:
+        return [(o.name, self.values[o.name], self.origins[o.name]) for o in OPTIONS]
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+         *, expand: Callable[[str], str] = os.path.expanduser) -> Settings:
+    """Build settings from the four layers; raises KsiError(CONFIG_INVALID) on bad input."""
+    environ = os.environ if environ is None else environ
+    s = Settings()
+    for path_text, label in ((environ.get("KSI_SITE_CONFIG", SITE_CONFIG), "site"),
+                             (environ.get("KSI_USER_CONFIG", USER_CONFIG), "user")):
+        path = Path(expand(path_text))
+        if path.is_file():
+            for key, value in _load_toml(path).items():
+                s.set(key, value, f"{label} file {path}")
+    for opt in OPTIONS:
+        env_name = "KSI_" + opt.name.upper()
+        if env_name in environ:
+            s.set(opt.name, environ[env_name], f"environment {env_name}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            s.set(key, value, f"flag --{key.replace('_', '-')}")
+    return s

@@ -1,0 +1,72 @@
+"""Signals and the job's time limit.
+
+While setting up, SIGTERM/SIGINT/SIGHUP (and the deadline, via SIGALRM) interrupt the current
+step so that teardown can run. While the workload runs they are forwarded to its process group.
+During teardown they are noted and otherwise ignored: teardown must finish before Slurm's
+SIGKILL."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import threading
+from typing import Any
+
+from ksi.errors import Interrupted
+from ksi.runner import signal_group
+
+log = logging.getLogger("ksi.signals")
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+DEADLINE = "the job's time limit is near"
+
+
+class Guard:
+    """Installs the handlers; `mode` is 'setup', 'workload' or 'teardown'."""
+
+    def __init__(self, grace: float = 15.0) -> None:
+        self.grace = grace
+        self.mode = "setup"
+        self.received: int | None = None
+        self.reason = ""
+        self.workload: subprocess.Popen | None = None
+        self._old: dict[int, Any] = {}
+        self._killer: threading.Timer | None = None
+
+    def __enter__(self) -> Guard:
+        for s in (*HANDLED, signal.SIGALRM):
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.alarm(0)
+        if self._killer:
+            self._killer.cancel()
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """Interrupt (like SIGTERM) after seconds; None clears it."""
+        signal.alarm(0 if seconds is None else max(1, int(seconds)))
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        reason = DEADLINE if signum == signal.SIGALRM else signal.Signals(signum).name
+        if self.received is None:
+            self.received = signal.SIGTERM if signum == signal.SIGALRM else signum
+            self.reason = reason
+        if self.mode == "teardown":
+            log.info("%s received during teardown: finishing teardown first", reason)
+            return
+        if self.mode == "workload" and self.workload is not None:
+            log.info("%s: forwarding SIGTERM to the workload (SIGKILL in %.0fs)", reason,
+                     self.grace)
+            fwd = signal.SIGTERM if signum == signal.SIGALRM else signum
+            signal_group(self.workload, fwd)
+            if self._killer is None:
+                proc = self.workload
+                self._killer = threading.Timer(self.grace, signal_group,
+                                               (proc, signal.SIGKILL))
+                self._killer.daemon = True
+                self._killer.start()
+            return
+        raise Interrupted(self.received, reason)

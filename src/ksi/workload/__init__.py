@@ -1,0 +1,1 @@
+"""Phase 6, run: the user's workload script (or manifests) against the cluster."""
