@@ -8,6 +8,10 @@ from typing import Any, Optional
 import click
 
 from ksi import __version__
+from ksi.images import images_cli
+from ksi.ops.commands import COMMANDS as ops_commands
+from ksi.runtime.options import flags as runtime_flags
+from ksi.runtime.options import runtime_options
 
 PROVIDERS = ("nerdctl", "podman", "docker", "auto")
 
@@ -30,7 +34,7 @@ def _console(verbose: bool) -> Any:
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.argument("workload", required=False)
 @click.argument("extra", nargs=-1)
-@click.option("--provider", type=click.Choice(PROVIDERS), default=None,
+@click.option("--provider", default=None, metavar="|".join(PROVIDERS),
               help="Container runtime kind uses (default nerdctl, as the original KSI).")
 @click.option("--image", default=None, help="kind node image.")
 @click.option("--systemd-scope/--no-systemd-scope", default=None,
@@ -43,6 +47,7 @@ def _console(verbose: bool) -> Any:
 @click.option("--log-dir", default=None, help="Where cluster logs go on failure.")
 @click.option("--kind-config", default=None, help="YAML fragment merged into the kind config.")
 @click.option("--state-dir", default=None, help="Private node-local state directory.")
+@runtime_options
 def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
         image: Optional[str], systemd_scope: Optional[bool], each: bool, dry_run: bool,
         verbose: bool, report: Optional[str], log_dir: Optional[str],
@@ -51,7 +56,8 @@ def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str]
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
     """
-    from ksi.lifecycle import RunOptions, run as do_run
+    from ksi.lifecycle import RunOptions
+    from ksi.lifecycle import run as do_run
 
     if not workload:
         raise click.UsageError("missing WORKLOAD (a workload script or manifest files)")
@@ -59,6 +65,7 @@ def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str]
     flags = {"provider": provider, "image": image, "systemd_scope": systemd_scope,
              "report": report, "log_dir": log_dir, "kind_config": kind_config,
              "state_dir": state_dir}
+    flags.update(runtime_flags())
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)
     from ksi.runner import Runner
@@ -82,6 +89,11 @@ def _split_args(first: str, extra: tuple[str, ...]) -> tuple[Optional[str], Opti
     script = rest[0] if rest else None
     shared = rest[1] if len(rest) > 1 else None
     return script, shared, manifests
+
+
+cli.add_command(images_cli)
+for _cmd in ops_commands:  # doctor, ls, gc, shell, submit, config (ksi.ops)
+    cli.add_command(_cmd)
 
 
 def main() -> None:

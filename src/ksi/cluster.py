@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ksi.access import admin
 from ksi.access.kubectl import Kubectl, api_server
-from ksi.errors import Exit, KsiError
+from ksi.errors import KsiError
 from ksi.plan import kindconfig
 from ksi.plan.paths import ensure_private_dir, write_json, write_private
 from ksi.plan.ports import PortBook, Reservation
@@ -42,21 +42,25 @@ class NodeCluster:
     api_url: str = ""
     create_attempts: int = 0
     state_made: bool = False
+    extra_variables: dict[str, str] = field(default_factory=dict)  # e.g. multi-node ones
 
     def __post_init__(self) -> None:
         self.provider = providers.get(self.plan.provider, self.runner)
         self.kind = Kind(self.runner, self.provider,
                          systemd_scope=self.plan.settings.systemd_scope)
         self.kubectl = Kubectl(self.runner, self.plan.kubeconfig, self.plan.context)
+        from ksi.runtime.setup import RuntimeSetup  # issue 6: job runtime, images, bypass4netns
+
+        self.rt = RuntimeSetup(self.plan, self.runner, self.provider, self.kind)
 
     # ---------------------------------------------------------------- checks
     def check_tools(self) -> None:
-        """Cheap preflight: the provider's binary, kind and kubectl are on PATH."""
-        self.provider.check_installed()
-        self.kind.check_installed()
-        if not self.runner.which("kubectl"):
-            raise KsiError("'kubectl' is not on PATH", "install kubectl or load its module; "
-                           "see 'ksi doctor'", code=Exit.TOOL_MISSING)
+        """Cheap preflight (ksi.ops.doctor.cheap_checks): the provider's binary, kind (new
+        enough) and kubectl are on PATH; fails with the first problem, in doctor's words."""
+        from ksi.ops.doctor import cheap_checks, raise_first_failure
+
+        raise_first_failure(cheap_checks(self.runner, self.provider.name))
+        self.rt.preflight()  # runtime_mode=job: refuse unless the task cgroup is delegated
 
     # ---------------------------------------------------------------- reserve
     def reserve(self) -> None:
@@ -71,7 +75,7 @@ class NodeCluster:
         if p.k8s_port is not None:
             r = book.reserve(p.k8s_port, "K8S_PORT")
         else:
-            r = book.reserve_any(lo, hi, "K8S_PORT")
+            r = book.reserve_any(lo, hi, "K8S_PORT", exclude=[p.gateway_nodeport or 0])
         self.reservations.append(r)
         self.k8s_port = r.port
         if p.gateway_nodeport is not None:
@@ -103,17 +107,24 @@ class NodeCluster:
 
     def write_record(self) -> None:
         write_json(self.plan.state_dir / RUN_RECORD, self.record())
+        if self.plan.settings.registry_dir:  # shared copy for 'ksi ls --all-nodes'
+            from ksi.ops.registry import register
+
+            register(self.plan.settings.registry_dir, self.record())
 
     # ---------------------------------------------------------------- provision
     def provision(self) -> None:
         p, s = self.plan, self.plan.settings
+        self.rt.before_create()  # job-scoped runtime, bypass4netns shim (runner.extra_env)
         self.provider.check_daemon()
+        self.rt.node_image()
         self.created = True
         self.create_attempts = self.kind.create(
             p.cluster, p.kind_config_path, p.kubeconfig, image=p.image,
             timeout=s.create_timeout, retries=s.create_retries)
         if p.kubeconfig.exists():
             os.chmod(p.kubeconfig, 0o600)
+        self.rt.after_create(p.cluster)  # --preload archives; node containers' cgroups
 
     def wait_ready(self) -> None:
         self.kubectl.wait_nodes_ready(self.plan.settings.ready_timeout)
@@ -134,6 +145,7 @@ class NodeCluster:
             "KUBECONFIG": str(self.plan.kubeconfig),
             "KSI_CLUSTER": self.plan.cluster,
             "KSI_NODE_COUNT": "1",
+            **self.extra_variables,
         }
 
     # ---------------------------------------------------------------- teardown
@@ -161,9 +173,14 @@ class NodeCluster:
                 problems.append(f"leftover node containers: {exc.cause}")
             else:
                 self.created = False
+        problems += self.rt.teardown()  # stop the job-scoped runtime (no-op in user mode)
         for r in self.reservations:
             r.release()
         self.reservations.clear()
+        if p.settings.registry_dir and not problems:
+            from ksi.ops.registry import unregister
+
+            unregister(p.settings.registry_dir, p.cluster)
         if self.state_made and not problems:
             shutil.rmtree(p.state_dir, ignore_errors=True)
             self.state_made = p.state_dir.exists()

@@ -52,12 +52,16 @@ def finish(console: Console, runner: Runner, plan: Optional[Plan], outcome: Outc
            started: float, cluster: Optional[NodeCluster] = None) -> int:
     """Write the report, print the last line, return the exit code."""
     code = outcome.code
-    if outcome.problems and code == 0:
-        outcome.error = KsiError(
-            "teardown incomplete: " + "; ".join(outcome.problems),
-            f"run 'ksi gc --job {plan.env.job_id}'" if plan else "run 'ksi gc'",
-            code=Exit.TEARDOWN_INCOMPLETE)
-        code = outcome.code = Exit.TEARDOWN_INCOMPLETE
+    if outcome.problems:
+        gc = f"run 'ksi gc --job {plan.env.job_id}'" if plan else "run 'ksi gc'"
+        what = "teardown incomplete: " + "; ".join(outcome.problems)
+        if outcome.error is not None:
+            outcome.error.fix += f"; {what}: {gc}"
+        elif code == 0:
+            outcome.error = KsiError(what, gc, code=Exit.TEARDOWN_INCOMPLETE)
+            code = outcome.code = Exit.TEARDOWN_INCOMPLETE
+        else:
+            console.warn(f"{what}; {gc}")
     if plan is not None:
         path = report.write(plan, console, runner, outcome, started, cluster)
         if path:
@@ -109,14 +113,22 @@ def run(opts: RunOptions, console: Console, runner: Runner) -> int:
 
 
 def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, started: float,
-             body: Optional[Callable[[NodeCluster, Guard], int]] = None) -> int:
-    """Create this node's cluster, run `body` (default: the workload), always tear down."""
+             body: Optional[Callable[[NodeCluster, Guard], int]] = None,
+             on_guard: Optional[Callable[[Guard], None]] = None,
+             on_failure: Optional[Callable[[Outcome], None]] = None) -> int:
+    """Create this node's cluster, run `body` (default: the workload), always tear down.
+
+    Multi-node hooks: `on_guard(guard)` right after the signal guard is installed (so a
+    watcher thread can interrupt this node's steps), `on_failure(outcome)` before teardown
+    when the run failed or was interrupted (so the other nodes learn it at once)."""
     from ksi.cluster import NodeCluster
 
     outcome = Outcome()
     cluster: Optional[NodeCluster] = None
     with Guard(grace=plan.settings.workload_grace) as guard:
         try:
+            if on_guard is not None:
+                on_guard(guard)
             with console.phase("preflight") as ph:
                 cluster = NodeCluster(plan, runner)
                 cluster.check_tools()
@@ -165,11 +177,19 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
         finally:
             guard.mode = "teardown"
             guard.set_deadline(None)
+            if on_failure is not None and (outcome.error is not None
+                                           or outcome.signal is not None):
+                on_failure(outcome)
             if cluster is not None:
                 with console.phase("teardown") as ph:
                     outcome.problems = cluster.teardown(
                         failed=outcome.error is not None or outcome.signal is not None)
-                    ph["detail"] = "clean" if not outcome.problems else "INCOMPLETE"
+                    if outcome.problems:
+                        ph["status"] = "incomplete"
+                        ph["detail"] = "; ".join(outcome.problems)
+                rt = getattr(cluster, "rt", None)  # runtime mode, images, network, cgroups
+                if rt is not None:
+                    outcome.extra.update(rt.report())
     return finish(console, runner, plan, outcome, started, cluster)
 
 

@@ -142,14 +142,17 @@ class Runner:
         return res
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              cwd: str | None = None, replace_env: bool = False) -> subprocess.Popen:
+              cwd: str | None = None, replace_env: bool = False,
+              foreground: bool = False) -> subprocess.Popen:
         """Start a long-running child (the workload, a shell) in its own process group,
-        its output going straight to ours."""
+        its output going straight to ours. foreground=True keeps it in our session so that
+        it keeps the controlling terminal (an interactive shell does its own job control)."""
         argv = [str(a) for a in argv]
         full_env = dict(env or {}) if replace_env else self._env(env)
         log.debug("$ %s &", quote(argv))
         try:
-            return subprocess.Popen(argv, env=full_env, cwd=cwd, start_new_session=True)
+            return subprocess.Popen(argv, env=full_env, cwd=cwd,
+                                    start_new_session=not foreground)
         except FileNotFoundError:
             raise ToolMissing(f"'{argv[0]}' is not installed or not on PATH",
                               f"install {argv[0]}") from None

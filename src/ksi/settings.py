@@ -33,8 +33,8 @@ def _range(text: str) -> tuple[int, int]:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("provider", "nerdctl", str, "container runtime for kind",
-           ("nerdctl", "podman", "docker", "auto")),
+    Option("provider", "nerdctl", str, "container runtime for kind: nerdctl, podman, docker "
+           "or auto (validated by the provider registry)"),
     Option("image", "", str, "kind node image (empty: kind's default)"),
     Option("systemd_scope", False, bool, "wrap kind in 'systemd-run --user --scope'"),
     Option("state_dir", "", str, "private node-local state (default $XDG_RUNTIME_DIR/ksi or "
@@ -60,11 +60,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("rendezvous_timeout", 900.0, float, "seconds to wait for the other nodes"),
     Option("heartbeat_interval", 5.0, float, "seconds between multi-node heartbeats"),
     Option("heartbeat_timeout", 30.0, float, "seconds without heartbeat before a node is dead"),
+    Option("shared_check_timeout", 30.0, float, "seconds the nodes wait for each other in the "
+           "shared directory before calling it not shared"),
     Option("runtime_mode", "user", str, "where the runtime runs", ("user", "job")),
     Option("image_archive_dir", "", str, "directory of image archives (offline node images)"),
+    Option("image_archive", "", str, "node image archive, loaded when the runtime lacks the "
+           "image (its image is used when 'image' is empty)"),
+    Option("preload", "", str, "comma list of image archives loaded into each new cluster"),
     Option("registry_mirrors", "", str, "comma list of registry=mirror-url for containerd"),
     Option("bypass4netns", "auto", str, "bypass4netns for nerdctl nodes", ("auto", "on", "off")),
     Option("gc_on_start", True, bool, "remove this user's leftovers of ended jobs on start"),
+    Option("registry_dir", "", str, "shared directory (all nodes) where each run registers "
+           "its cluster for 'ksi ls --all-nodes' (empty: off)"),
+    Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 

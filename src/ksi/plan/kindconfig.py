@@ -99,4 +99,13 @@ def load_fragment(path: str) -> dict[str, Any]:
 def dump(config: dict[str, Any]) -> str:
     import yaml
 
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper: yaml.SafeDumper, data: str) -> Any:
+        # multi-line strings (containerdConfigPatches TOML) as literal blocks: readable
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    _Dumper.add_representer(str, _str)
+    return yaml.dump(config, Dumper=_Dumper, sort_keys=False, default_flow_style=False)

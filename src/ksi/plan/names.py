@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 NAME_RE = re.compile(r"^[a-z0-9.-]+$")  # kind's rule (pkg/cluster/internal/create)
 MAX_LEN = 50  # kind warns above this: "<name>-control-plane" is also the hostname
 PREFIX = "ksi"
-_PARSE = re.compile(r"^ksi-(?P<job>\d+|local)-(?P<rest>[a-z0-9.-]+)-(?P<rand>[0-9a-f]{4,6})$")
+_PARSE = re.compile(
+    r"^ksi-(?:(?P<job>\d+)-[a-z0-9]+-\d+-[0-9a-f]{4}|(?P<local>local)-[0-9a-f]{6})$")
 
 
 def _clean(text: str) -> str:
@@ -38,4 +39,4 @@ def context_name(cluster: str) -> str:
 def job_of(cluster: str) -> Optional[str]:
     """The Slurm job id a KSI cluster name carries ('local' without Slurm), else None."""
     m = _PARSE.match(cluster)
-    return m.group("job") if m else None
+    return (m.group("job") or m.group("local")) if m else None

@@ -85,13 +85,17 @@ def check_shared_dir(path: Optional[str]) -> Optional[Path]:
     if not path:
         return None
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise KsiError(f"shared directory {path} is not a directory",
+                       "pass a directory that every node of the job can see",
+                       code=Exit.SHARED_DIR_UNUSABLE)
     if not p.is_dir():
         raise KsiError(f"shared directory {path} does not exist",
                        "pass a directory that every node of the job can see (e.g. on NFS), "
                        "or leave it out for a single-node run", code=Exit.SHARED_DIR_MISSING)
     if not os.access(p, os.W_OK | os.X_OK):
         raise KsiError(f"shared directory {path} is not writable for you",
-                       f"pick a directory you can write, or fix its permissions",
+                       "pick a directory you can write, or fix its permissions",
                        code=Exit.SHARED_DIR_UNUSABLE)
     return p.resolve()
 

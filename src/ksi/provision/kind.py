@@ -27,7 +27,8 @@ def inotify_diagnosis(proc_root: str = "/proc") -> str:
         except (OSError, ValueError):
             vals[key] = None
     parts = [f"fs.inotify.{k}={v}" for k, v in vals.items() if v is not None]
-    low = (vals["max_user_instances"] or 10**9) < 512 or (vals["max_user_watches"] or 10**9) < 524288
+    low = ((vals["max_user_instances"] or 10**9) < 512
+           or (vals["max_user_watches"] or 10**9) < 524288)
     text = ", ".join(parts) or "inotify limits unknown"
     return text + (" (low: kind needs about 512 instances / 524288 watches for several "
                    "clusters per node)" if low else "")

@@ -1,0 +1,264 @@
+"""Offline images: the archive cache on the shared filesystem.
+
+- Node image: loaded into the runtime from an archive only when the runtime lacks it
+  (`provider.image_present`, then `provider.load_archive`).
+- Workload images: `--preload ARCHIVE` -> `kind load image-archive` right after create.
+- Liqo's images (one list, here) preloaded into each cluster before `liqoctl install` when
+  the archive directory has them.
+- `ksi images save IMAGE... [--liqo VERSION] [--dir D]` fills the cache (`<runtime> save -o`),
+  `ksi images ls` lists it.
+
+Archives are named after the image (`archive_name`), so a lookup needs no index; the image
+names inside an archive are read from the archive itself (docker-archive manifest.json or
+OCI index.json), so `--image-archive PATH` also tells KSI which node image to use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import click
+
+from ksi.errors import Exit, KsiError
+
+if TYPE_CHECKING:
+    from ksi.provision.kind import Kind
+    from ksi.provision.providers import Provider
+
+log = logging.getLogger("ksi.images")
+
+# Liqo v1.0 (ghcr.io/liqotech/*, chart values of v1.0.x; tool-contracts.md). gateway*,
+# virtual-kubelet are needed only at peering time, uninstaller only at uninstall.
+LIQO_REGISTRY = "ghcr.io/liqotech"
+LIQO_COMPONENTS = (
+    "liqo-controller-manager", "webhook", "ipam", "crd-replicator", "metric-agent",
+    "cert-creator", "telemetry", "virtual-kubelet", "uninstaller", "proxy", "fabric",
+    "gateway", "gateway/wireguard", "gateway/geneve",
+)
+DEFAULT_LIQO_VERSION = "v1.0.1"
+SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci.tar")
+
+
+def liqo_images(version: str = DEFAULT_LIQO_VERSION) -> list[str]:
+    """Every image `liqoctl install` / `peer` / `uninstall` of that version runs."""
+    v = version if version.startswith("v") else "v" + version
+    return [f"{LIQO_REGISTRY}/{c}:{v}" for c in LIQO_COMPONENTS]
+
+
+def normalize(image: str) -> str:
+    """docker.io/library/x:latest form, so that 'busybox' and the full name compare equal."""
+    ref = image.split("@", 1)[0]
+    first = ref.split("/", 1)[0]
+    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
+        ref = "docker.io/" + (ref if "/" in ref else "library/" + ref)
+    if ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def archive_name(image: str) -> str:
+    """File name of an image's archive: ghcr.io/liqotech/gateway/geneve:v1.0.1 ->
+    ghcr.io_liqotech_gateway_geneve_v1.0.1.tar"""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", normalize(image)) + ".tar"
+
+
+def archive_tags(path: str | Path) -> list[str]:
+    """Image names inside an archive (docker-archive or OCI layout tar), normalised."""
+    import tarfile
+
+    tags: list[str] = []
+    try:
+        with tarfile.open(str(path), mode="r:*") as tf:
+            names = set(tf.getnames())
+            for member in ("manifest.json", "./manifest.json"):
+                if member in names:
+                    fh = tf.extractfile(member)
+                    for ent in json.loads(fh.read().decode()) if fh else []:
+                        tags += ent.get("RepoTags") or []
+                    break
+            for member in ("index.json", "./index.json"):
+                if member in names and not tags:
+                    fh = tf.extractfile(member)
+                    idx = json.loads(fh.read().decode()) if fh else {}
+                    for m in idx.get("manifests", []):
+                        ann = m.get("annotations") or {}
+                        name = ann.get("io.containerd.image.name") or \
+                            ann.get("org.opencontainers.image.ref.name")
+                        if name and ("/" in name or ":" in name):
+                            tags.append(name)
+                    break
+    except (OSError, tarfile.TarError, ValueError, KeyError) as exc:
+        raise KsiError(f"cannot read image archive {path}: {exc}",
+                       "re-create it with 'ksi images save IMAGE'",
+                       code=Exit.IMAGE_FAILED) from None
+    return [normalize(t) for t in tags]
+
+
+def find_archive(directory: str | Path, image: str) -> Optional[Path]:
+    """The archive of image in the cache directory (None when absent)."""
+    if not directory:
+        return None
+    p = Path(directory) / archive_name(image)
+    return p if p.is_file() else None
+
+
+def check_archive(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise KsiError(f"image archive {path} does not exist",
+                       "pass an archive made with 'ksi images save' (on a shared filesystem)",
+                       code=Exit.IMAGE_FAILED)
+    if not os.access(p, os.R_OK):
+        raise KsiError(f"image archive {path} is not readable for you",
+                       f"fix the permissions of {path}", code=Exit.IMAGE_FAILED)
+    return p
+
+
+def ensure_node_image(provider: Provider, image: str, archive: Path) -> str:
+    """Load archive into the runtime unless the runtime already has image.
+    Returns 'present' or 'loaded'."""
+    if provider.image_present(image):
+        return "present"
+    provider.load_archive(str(archive))
+    if not provider.image_present(image):
+        raise KsiError(f"{archive} was loaded but the runtime still lacks {image}",
+                       "check that the archive holds that image: 'ksi images ls'",
+                       code=Exit.IMAGE_FAILED)
+    return "loaded"
+
+
+def preload(kind: Kind, cluster: str, archives: list[str]) -> list[str]:
+    """`kind load image-archive` each archive into the cluster; returns what was loaded."""
+    done = []
+    for a in archives:
+        kind.load_archive(cluster, str(check_archive(a)))
+        done.append(str(a))
+    return done
+
+
+def liqo_archives(directory: str | Path, version: str = DEFAULT_LIQO_VERSION) -> list[Path]:
+    """The Liqo images of that version present in the cache (missing ones are skipped)."""
+    found = [find_archive(directory, i) for i in liqo_images(version)]
+    return [p for p in found if p is not None]
+
+
+def preload_liqo(kind: Kind, cluster: str, directory: str | Path,
+                 version: str = DEFAULT_LIQO_VERSION) -> list[str]:
+    """Call before `liqoctl install`: loads whatever Liqo archives the cache has."""
+    archives = liqo_archives(directory, version) if directory else []
+    if archives:
+        missing = len(LIQO_COMPONENTS) - len(archives)
+        if missing:
+            log.info("%d of the Liqo %s images are not in %s: they will be pulled",
+                     missing, version, directory)
+        return preload(kind, cluster, [str(a) for a in archives])
+    return []
+
+
+def save(provider: Provider, images: list[str], directory: Path, *, pull: bool = True
+         ) -> list[tuple[str, Path, str]]:
+    """Write one archive per image into directory (pulling it first when missing).
+    Returns (image, path, 'saved'|'kept')."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for image in images:
+        dest = directory / archive_name(image)
+        if dest.is_file() and normalize(image) in archive_tags(dest):
+            out.append((image, dest, "kept"))
+            continue
+        if not provider.image_present(image) and pull:
+            provider.runner.run([provider.binary, "pull", image], timeout=1800,
+                                what=f"{provider.binary} pull {image}", code=Exit.IMAGE_FAILED,
+                                fix="check the image name and the network, or save it on a "
+                                "machine that can pull")
+        tmp = directory / f".{dest.name}.{os.getpid()}.tmp"
+        try:
+            provider.runner.run([provider.binary, "save", "-o", str(tmp), image], timeout=1800,
+                                what=f"{provider.binary} save {image}", code=Exit.IMAGE_FAILED,
+                                fix=f"check that {image} exists: '{provider.binary} images'")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        out.append((image, dest, "saved"))
+    return out
+
+
+def listing(directory: Path) -> list[tuple[Path, int, list[str]]]:
+    """(archive, bytes, images) for every archive in the cache directory."""
+    rows = []
+    for p in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if p.name.startswith(".") or not p.name.endswith(SUFFIXES) or not p.is_file():
+            continue
+        try:
+            tags = archive_tags(p)
+        except KsiError:
+            tags = ["(unreadable)"]
+        rows.append((p, p.stat().st_size, tags))
+    return rows
+
+
+# ------------------------------------------------------------------ CLI: ksi images
+def _cache_dir(option: Optional[str]) -> Path:
+    from ksi import settings
+
+    directory = option or settings.load().image_archive_dir
+    if not directory:
+        raise click.UsageError("no archive directory: pass --dir or set image_archive_dir "
+                               "(KSI_IMAGE_ARCHIVE_DIR or the config file)")
+    return Path(directory)
+
+
+def _fail(exc: KsiError) -> None:
+    click.echo(exc.line(), err=True)
+    raise SystemExit(int(exc.code))
+
+
+@click.group("images")
+def images_cli() -> None:
+    """The offline image cache (archives on a shared filesystem)."""
+
+
+@images_cli.command("save")
+@click.argument("image", nargs=-1)
+@click.option("--dir", "directory", default=None, help="Archive directory (default: "
+              "image_archive_dir).")
+@click.option("--liqo", "liqo_version", default=None, metavar="VERSION",
+              help=f"Also save Liqo's images of VERSION (e.g. {DEFAULT_LIQO_VERSION}).")
+@click.option("--provider", default=None, help="Runtime to save from (default: setting).")
+def images_save(image: tuple[str, ...], directory: Optional[str], liqo_version: Optional[str],
+                provider: Optional[str]) -> None:
+    """Save IMAGE... (and Liqo's images) as archives into the cache directory."""
+    from ksi import settings
+    from ksi.provision import providers
+    from ksi.runner import Runner
+
+    images = list(image) + (liqo_images(liqo_version) if liqo_version else [])
+    if not images:
+        raise click.UsageError("name at least one IMAGE or --liqo VERSION")
+    try:
+        cfg = settings.load({"provider": provider})
+        prov = providers.get(cfg.provider, Runner())
+        for img, path, what in save(prov, images, _cache_dir(directory)):
+            click.echo(f"{what}: {img} -> {path}")
+    except KsiError as exc:
+        _fail(exc)
+
+
+@images_cli.command("ls")
+@click.option("--dir", "directory", default=None, help="Archive directory (default: "
+              "image_archive_dir).")
+def images_ls(directory: Optional[str]) -> None:
+    """List the archives of the cache directory and the images inside them."""
+    d = _cache_dir(directory)
+    rows = listing(d)
+    if not rows:
+        click.echo(f"no image archives in {d}")
+        return
+    for path, size, tags in rows:
+        click.echo(f"{path.name}\t{size / 1e6:.1f} MB\t{', '.join(tags)}")

@@ -1,0 +1,1 @@
+"""Issue 6: the job-scoped runtime, its cgroup preflight and placement, bypass4netns."""

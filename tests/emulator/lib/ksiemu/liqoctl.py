@@ -1,0 +1,532 @@
+"""Emulated ``liqoctl`` (Liqo v1.0.x behaviour; see /work/shared/notes/liqo-peering.md).
+
+Liqo state of a cluster lives in ``$KSI_EMU_STATE/clusters/<id>/liqo.json``:
+installation (cluster id, labels, advertised ``apiServer.address``), peers
+(role, virtual node, ready time) and offloaded namespaces.  v1.0 logs
+``INFO``/``WARN``/``ERRO`` lines to stderr (pterm), exit 1 on error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+from . import cli, clusters, faults, kubectl, state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List
+
+LIQO_DEFAULT = "1.0.1"
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class LErr(Exception):
+    pass
+
+
+def info(msg: str) -> None:
+    state.err(" INFO  " + msg)
+
+
+def warn(msg: str) -> None:
+    state.err(" WARN  " + msg)
+
+
+def liqo_path(rec: Dict[str, Any]) -> str:
+    return os.path.join(clusters.cdir(rec["id"]), "liqo.json")
+
+
+def load(rec: Dict[str, Any]) -> Dict[str, Any]:
+    return state.read_json(liqo_path(rec), {}) or {}
+
+
+def update(rec: Dict[str, Any], fn) -> Dict[str, Any]:
+    return state.update_json(liqo_path(rec), lambda cur: fn(cur or {}), {})
+
+
+def connect(kcfg: str, ctx: str) -> kubectl.Conn:
+    g = {
+        "kubeconfig": kcfg,
+        "context": ctx,
+        "server": "",
+        "token": "",
+        "namespace": "",
+        "insecure": False,
+    }
+    try:
+        return kubectl.connect(g)
+    except kubectl.KErr as e:
+        m = re.match(r"The connection to the server (\S+) was refused", e.msg)
+        if m:
+            raise LErr(
+                f"failed to initialize the Kubernetes clients: Get "
+                f'"https://{m.group(1)}/api?timeout=32s": dial tcp {m.group(1)}: '
+                "connect: connection refused"
+            ) from e
+        raise LErr(e.msg.replace("error: ", "", 1)) from e
+
+
+def spec() -> cli.Spec:
+    s = cli.Spec()
+    s.add("kubeconfig", "--kubeconfig")
+    s.add("context", "--context")
+    s.add("namespace", "-n", "--namespace")
+    s.add("remote_kubeconfig", "--remote-kubeconfig")
+    s.add("remote_context", "--remote-context")
+    s.add("remote_namespace", "--remote-namespace")
+    s.add("cluster_id", "--cluster-id")
+    s.add("disable_telemetry", "--disable-telemetry", kind="bool")
+    s.add("set", "--set", kind="list")
+    s.add("set_string", "--set-string", kind="list")
+    s.add("reserved_subnets", "--reserved-subnets", kind="list")
+    s.add("cluster_labels", "--cluster-labels", kind="list")
+    s.add("timeout", "--timeout")
+    s.add("local_chart_path", "--local-chart-path")
+    s.add("version", "--version")
+    s.add("verbose", "--verbose", kind="bool")
+    s.add("output", "-o", "--output")
+    s.add("gw_type", "--gw-server-service-type")
+    s.add("gw_nodeport", "--gw-server-service-nodeport")
+    s.add("gw_port", "--gw-server-service-port")
+    s.add("gw_client_address", "--gw-client-address")
+    s.add("gw_client_port", "--gw-client-port")
+    s.add("mtu", "--mtu")
+    s.add("create_resource_slice", "--create-resource-slice")
+    s.add("resource_slice_class", "--resource-slice-class")
+    s.add("skip_confirm", "--skip-confirm", kind="bool")
+    s.add("wait", "--wait", kind="bool")
+    s.add("delete_namespaces", "--delete-namespaces", kind="bool")
+    s.add("nms", "--namespace-mapping-strategy")
+    s.add("pos", "--pod-offloading-strategy")
+    s.add("selector", "-l", "--selector")
+    s.add("client", "--client", kind="bool")
+    s.add("purge", "--purge", kind="bool")
+    s.add("dry_run", "--dry-run", kind="bool")
+    s.add("only_output_values", "--only-output-values", kind="bool")
+    s.add("pod_cidr", "--pod-cidr")
+    s.add("service_cidr", "--service-cidr")
+    s.add("disable_api_server_defaulting", "--disable-api-server-defaulting", kind="bool")
+    s.add("enable_metrics", "--enable-metrics", kind="bool")
+    return s
+
+
+def cmd_version(g: Dict[str, Any], pos: List[str]) -> None:
+    v = faults.version("liqoctl", LIQO_DEFAULT)
+    state.out(f"Client version: v{v}")
+    if g["client"]:
+        return
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    st = load(conn.rec)
+    if not st.get("installed"):
+        raise LErr("failed to retrieve the server version: Liqo is not installed in the cluster")
+    state.out("Server version: v{}".format(st.get("version", v)))
+
+
+def cmd_install(g: Dict[str, Any], pos: List[str]) -> None:
+    provider = pos[0] if pos else ""
+    if provider not in (
+        "kind",
+        "kubeadm",
+        "k3s",
+        "eks",
+        "gke",
+        "aks",
+        "openshift",
+        "generic",
+        "k0s",
+    ):
+        raise LErr(f'unknown command "{provider}" for "liqoctl install"')
+    cid = cli.get_str(g, "cluster_id")
+    if cid and (len(cid) > 63 or not DNS1123.match(cid)):
+        raise LErr(
+            f'invalid cluster ID "{cid}": a lowercase RFC 1123 label must consist of lower case '
+            f"alphanumeric "
+            "characters or '-', and must start and end with an alphanumeric character"
+        )
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    info("Kubernetes clients successfully initialized")
+    info("Installer initialized")
+    faults.delay("liqoctl", "install")
+    if faults.should_fail("liqoctl", "install"):
+        raise LErr(
+            "Error installing or upgrading Liqo: context deadline exceeded (emulated failure, "
+            "KSI_EMU_FAIL=liqoctl:install)"
+        )
+    rec = conn.rec
+    values: Dict[str, str] = {}
+    for kv in list(g["set"]) + list(g["set_string"]):
+        k, _, v = kv.partition("=")
+        values[k] = v
+    labels: Dict[str, str] = {}
+    for item in g["cluster_labels"]:
+        for kv in item.split(","):
+            if kv:
+                k, _, v = kv.partition("=")
+                labels[k] = v
+    reserved = [s for item in g["reserved_subnets"] for s in item.split(",") if s]
+    if not cid:
+        cid = "{}-{}".format(rec["name"], os.urandom(3).hex())
+    api = values.get("apiServer.address") or "https://{}:6443".format(
+        rec.get("node_ip", "172.18.0.2")
+    )
+    info("Cluster configuration correctly retrieved")
+    info("Installation parameters correctly generated")
+
+    def upd(cur: Dict[str, Any]) -> Dict[str, Any]:
+        prev_id = cur.get("cluster_id")
+        if cur.get("installed") and prev_id and prev_id != cid:
+            raise LErr(
+                f'the cluster ID "{cid}" does not match the one of the existing installation '
+                f'("{prev_id}")'
+            )
+        cur.update(
+            {
+                "installed": True,
+                "cluster_id": cid,
+                "labels": labels,
+                "api_address": api,
+                "values": values,
+                "reserved_subnets": reserved,
+                "version": faults.version("liqoctl", LIQO_DEFAULT),
+                "installed_at": cur.get("installed_at", time.time()),
+                "provider": provider,
+                "telemetry": not g["disable_telemetry"],
+            }
+        )
+        cur.setdefault("peers", {})
+        cur.setdefault("offloaded", {})
+        return cur
+
+    update(rec, upd)
+    info("All Set! You can use Liqo now!")
+
+
+def require_installed(conn: kubectl.Conn, which: str) -> Dict[str, Any]:
+    st = load(conn.rec)
+    if not st.get("installed"):
+        raise LErr(f'{which}: Liqo is not installed in the cluster ("liqo" namespace not found)')
+    return st
+
+
+def reachable_from(host: str, url: str, consumer: Dict[str, Any], provider: Dict[str, Any]) -> bool:
+    """Would a pod of ``consumer`` (running on ``host``) reach the provider's ``url``?
+    A node-internal address (node IP:6443, <name>-control-plane:6443: Liqo's default
+    for kind) is reachable only inside the same runtime network (same host, runtime, user)."""
+    h, port = clusters.parse_server(url)
+    if h in (provider.get("node_ip"), "{}-control-plane".format(provider["name"])):
+        return (consumer["host"], consumer["provider"], consumer["uid"]) == (
+            provider["host"],
+            provider["provider"],
+            provider["uid"],
+        ) and port == 6443
+    old = os.environ.get("KSI_EMU_HOSTNAME")
+    os.environ["KSI_EMU_HOSTNAME"] = host
+    try:
+        rec, _entry, _h = clusters.resolve(url)
+    finally:
+        if old is None:
+            os.environ.pop("KSI_EMU_HOSTNAME", None)
+        else:
+            os.environ["KSI_EMU_HOSTNAME"] = old
+    return rec is not None and rec["id"] == provider["id"]
+
+
+def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
+    if pos:
+        raise LErr(f'unknown command "{pos[0]}" for "liqoctl peer"')
+    if not cli.get_str(g, "remote_kubeconfig"):
+        raise LErr('required flag(s) "remote-kubeconfig" not set')
+    local = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    remote = connect(cli.get_str(g, "remote_kubeconfig"), cli.get_str(g, "remote_context"))
+    info("Kubernetes clients successfully initialized")
+    lst = require_installed(local, "local cluster")
+    rst = require_installed(remote, "remote cluster")
+    if lst["cluster_id"] == rst["cluster_id"]:
+        raise LErr(
+            "the local and remote clusters have the same cluster ID ({})".format(lst["cluster_id"])
+        )
+    timeout = cli.parse_duration(cli.get_str(g, "timeout", "10m"))
+    me = os.getpid()
+    # in-progress marker on the consumer cluster (for the peer-race fault)
+    race = [False]
+
+    def mark(cur: Dict[str, Any]) -> Dict[str, Any]:
+        ip = cur.setdefault("peering_in_progress", {})
+        live = {k: v for k, v in ip.items() if v > time.time() - 600 and _alive(int(k))}
+        if live and faults.configured("liqoctl", "peer-race"):
+            race[0] = True
+        live[str(me)] = time.time()
+        cur["peering_in_progress"] = live
+        return cur
+
+    update(local.rec, mark)
+    try:
+        if race[0] and faults.should_fail("liqoctl", "peer-race"):
+            raise LErr(
+                "failed to create the tenant: Operation cannot be fulfilled on "
+                "tenants.authentication.liqo.io "
+                '"{}": the object has been modified; please apply your changes to the latest '
+                "version and try "
+                "again".format(rst["cluster_id"])
+            )
+        faults.delay("liqoctl", "peer")
+        if faults.should_fail("liqoctl", "peer"):
+            raise LErr(
+                "failed to establish the peering: emulated failure (KSI_EMU_FAIL=liqoctl:peer)"
+            )
+        # control plane: the consumer's controllers reach the provider's advertised API address
+        if not reachable_from(local.rec["host"], rst["api_address"], local.rec, remote.rec):
+            info("Waiting for the authentication to be established...")
+            raise LErr(
+                'failed to establish the authentication: Get "{}/api?timeout=32s": dial tcp {}: '
+                "i/o timeout".format(rst["api_address"], rst["api_address"].split("://", 1)[-1])
+            )
+        info("Peering authentication established")
+        # data plane: gateway NodePort on the provider mapped to the client port (UDP)
+        gw_type = cli.get_str(g, "gw_type", "LoadBalancer")
+        nodeport = cli.get_str(g, "gw_nodeport")
+        caddr = cli.get_str(g, "gw_client_address")
+        cport = cli.get_str(g, "gw_client_port")
+        ok = gw_type == "NodePort" and nodeport and caddr and cport
+        if ok:
+            ok = any(
+                str(pm.get("protocol", "TCP")).upper() == "UDP"
+                and int(pm.get("containerPort") or 0) == int(nodeport)
+                and int(pm.get("hostPort") or 0) == int(cport)
+                for pm in remote.rec.get("portMappings", [])
+            )
+        if ok and clusters.is_loopback(caddr) and remote.rec["host"] != local.rec["host"]:
+            ok = False
+        if not ok:
+            info("Gateway server created on the provider cluster")
+            time.sleep(min(timeout, state.env_float("KSI_EMU_PEER_FAIL_AFTER", 0.0)))
+            raise LErr(
+                "timed out waiting for the gateway connection to be established: context deadline "
+                "exceeded "
+                "(gateway {}:{} not reachable: check the NodePort {}/UDP mapping on the "
+                "provider)".format(caddr or "<unset>", cport or "<unset>", nodeport or "<unset>")
+            )
+        info("Gateway server created on the provider cluster")
+        info("Gateway client created on the consumer cluster")
+        info("Connection established")
+        now = time.time()
+        ready = now + state.env_float("KSI_EMU_PEER_READY_AFTER", 0.0)
+        rslice = cli.get_str(g, "create_resource_slice", "true").lower() != "false"
+
+        def add_provider(cur: Dict[str, Any]) -> Dict[str, Any]:
+            cur.setdefault("peers", {})[rst["cluster_id"]] = {
+                "cluster_id": rst["cluster_id"],
+                "role": "provider",
+                "created": now,
+                "ready_at": ready,
+                "virtual_node": rslice,
+                "labels": rst.get("labels", {}),
+                "cluster": remote.rec["id"],
+            }
+            cur.get("peering_in_progress", {}).pop(str(me), None)
+            return cur
+
+        def add_consumer(cur: Dict[str, Any]) -> Dict[str, Any]:
+            cur.setdefault("peers", {})[lst["cluster_id"]] = {
+                "cluster_id": lst["cluster_id"],
+                "role": "consumer",
+                "created": now,
+                "ready_at": ready,
+                "virtual_node": False,
+                "cluster": local.rec["id"],
+            }
+            return cur
+
+        update(local.rec, add_provider)
+        update(remote.rec, add_consumer)
+        info("Tenant namespace created on the provider cluster")
+        info("ResourceSlice created")
+        info("ResourceSlice authentication: Accepted")
+        info("ResourceSlice resources: Accepted")
+    finally:
+
+        def unmark(cur: Dict[str, Any]) -> Dict[str, Any]:
+            cur.get("peering_in_progress", {}).pop(str(me), None)
+            return cur
+
+        update(local.rec, unmark)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def cmd_unpeer(g: Dict[str, Any], pos: List[str]) -> None:
+    local = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    remote = connect(cli.get_str(g, "remote_kubeconfig"), cli.get_str(g, "remote_context"))
+    lst = require_installed(local, "local cluster")
+    rst = require_installed(remote, "remote cluster")
+    faults.delay("liqoctl", "unpeer")
+    if faults.should_fail("liqoctl", "unpeer"):
+        raise LErr(
+            "failed to unpeer: timed out waiting for the ResourceSlices to be deleted (emulated "
+            "failure)"
+        )
+    if rst["cluster_id"] not in lst.get("peers", {}):
+        raise LErr('no peering found with cluster "{}"'.format(rst["cluster_id"]))
+    update(local.rec, lambda cur: (cur.get("peers", {}).pop(rst["cluster_id"], None), cur)[1])
+    update(remote.rec, lambda cur: (cur.get("peers", {}).pop(lst["cluster_id"], None), cur)[1])
+    info("Peering with cluster {} successfully disabled".format(rst["cluster_id"]))
+
+
+def status_of(peer: Dict[str, Any]) -> str:
+    return "Healthy" if time.time() >= peer["ready_at"] else "Pending"
+
+
+def cmd_info(g: Dict[str, Any], pos: List[str]) -> None:
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    st = require_installed(conn, "local cluster")
+    net = conn.rec["config"]["networking"]
+    peers = []
+    for p in sorted(st.get("peers", {}).values(), key=lambda x: x["cluster_id"]):
+        s = status_of(p)
+        peers.append(
+            {
+                "clusterID": p["cluster_id"],
+                "role": "Provider" if p["role"] == "provider" else "Consumer",
+                "networkingStatus": s,
+                "authenticationStatus": s,
+                "offloadingStatus": s if p["role"] == "provider" else "Disabled",
+            }
+        )
+    data = {
+        "local": {
+            "clusterID": st["cluster_id"],
+            "version": "v" + st.get("version", LIQO_DEFAULT),
+            "k8sVersion": "v1.34.0",
+            "labels": st.get("labels", {}),
+            "apiServerAddr": st["api_address"],
+        },
+        "health": {"healthy": True},
+        "network": {
+            "podCIDR": net["podSubnet"],
+            "serviceCIDR": net["serviceSubnet"],
+            "externalCIDR": "10.70.0.0/16",
+            "internalCIDR": "10.80.0.0/16",
+            "reservedSubnets": st.get("reserved_subnets", []),
+        },
+        "peerings": {"peers": peers},
+        "offloading": {"namespaces": sorted(st.get("offloaded", {}))},
+    }
+    out = cli.get_str(g, "output")
+    if out == "json":
+        state.out(json.dumps(data, indent=2))
+        return
+    if out == "yaml":
+        sys.stdout.write(kubectl.yaml_dump(data))
+        return
+    state.out("┌─ Local installation info ───────────────────────────────────────┐")
+    state.out("|  Cluster ID: {}".format(st["cluster_id"]))
+    state.out("|  Version: v{}".format(st.get("version", LIQO_DEFAULT)))
+    state.out("|  K8s version: v1.34.0")
+    state.out("└──────────────────────────────────────────────────────────────────┘")
+    state.out("┌─ Active peerings ───────────────────────────────────────────────┐")
+    for p in peers:
+        state.out(
+            "|  {}  Role: {}  Networking: {}  Authentication: {}  Offloading: {}".format(
+                p["clusterID"],
+                p["role"],
+                p["networkingStatus"],
+                p["authenticationStatus"],
+                p["offloadingStatus"],
+            )
+        )
+    state.out("└──────────────────────────────────────────────────────────────────┘")
+
+
+def cmd_offload(g: Dict[str, Any], pos: List[str], on: bool) -> None:
+    if len(pos) < 2 or pos[0] != "namespace":
+        raise LErr(f"accepts 1 arg(s), received {max(0, len(pos) - 1)}")
+    ns = pos[1]
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    require_installed(conn, "local cluster")
+    if kubectl.key_of("Namespace", None, ns) not in kubectl.read_objects(conn.rec):
+        raise LErr(f'namespace "{ns}" not found')
+
+    def upd(cur: Dict[str, Any]) -> Dict[str, Any]:
+        off = cur.setdefault("offloaded", {})
+        if on:
+            off[ns] = {
+                "namespaceMappingStrategy": cli.get_str(g, "nms", "DefaultName"),
+                "podOffloadingStrategy": cli.get_str(g, "pos", "LocalAndRemote"),
+                "selector": cli.get_str(g, "selector"),
+            }
+        else:
+            off.pop(ns, None)
+        return cur
+
+    update(conn.rec, upd)
+    if on:
+        info(f'Offloading of namespace "{ns}" correctly enabled')
+    else:
+        info(f'Offloading of namespace "{ns}" correctly disabled')
+
+
+def cmd_uninstall(g: Dict[str, Any], pos: List[str]) -> None:
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    if not g["skip_confirm"]:
+        state.err("? Do you want to continue? [y/N]: ")
+        ans = ""
+        if sys.stdin.isatty():
+            ans = sys.stdin.readline().strip().lower()
+        if ans not in ("y", "yes"):
+            raise LErr("uninstall aborted")
+    st = load(conn.rec)
+    if st.get("peers"):
+        warn("Active peerings are still present: the uninstall may hang until they are removed")
+    state.remove(liqo_path(conn.rec))
+    info("Liqo uninstalled")
+
+
+def run(argv: List[str]) -> int:
+    try:
+        g, pos = cli.parse(argv, spec())
+    except cli.FlagError as e:
+        state.err(f" ERRO  {e}")
+        return 1
+    if not pos:
+        state.out("liqoctl is a CLI tool to install and manage Liqo.")
+        return 0
+    sub, rest = pos[0], pos[1:]
+    try:
+        if sub == "version":
+            cmd_version(g, rest)
+        elif sub == "install":
+            cmd_install(g, rest)
+        elif sub == "peer":
+            cmd_peer(g, rest)
+        elif sub == "unpeer":
+            cmd_unpeer(g, rest)
+        elif sub == "info":
+            cmd_info(g, rest)
+        elif sub == "offload":
+            cmd_offload(g, rest, True)
+        elif sub == "unoffload":
+            cmd_offload(g, rest, False)
+        elif sub == "uninstall":
+            cmd_uninstall(g, rest)
+        else:
+            raise LErr(f'unknown command "{sub}" for "liqoctl"')
+    except LErr as e:
+        state.err(f" ERRO  {e}")
+        return 1
+    return 0
+
+
+def main(argv: List[str]) -> None:
+    state.run_tool("liqoctl", argv, run)

@@ -1,0 +1,368 @@
+"""`ksi run` end to end on one node against the contract emulator (no Slurm)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.conftest import NOTHING, ROOT, leftovers, run_ksi
+
+ENV_DUMP = """#!/bin/bash
+set -eu
+{
+  echo "NAME=$K8S_CLUSTER_NAME"
+  echo "API=$K8S_CLUSTER_API"
+  echo "TOKEN=$K8S_CLUSTER_API_TOKEN"
+  echo "PORT=$K8S_PORT"
+  echo "KUBECONFIG=$KUBECONFIG"
+  echo "PWD=$PWD"
+  echo "NODES=$(kubectl --context "$K8S_CLUSTER_NAME" get nodes -o name | tr '\\n' ' ')"
+  echo "KCMODE=$(stat -c %a "$KUBECONFIG")"
+  echo "KCDIRMODE=$(stat -c %a "$(dirname "$KUBECONFIG")")"
+} > "${OUT:-env.out}"
+"""
+
+
+def parse_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def calls(env: dict[str, str]) -> list[dict]:
+    p = Path(env["KSI_EMU_STATE"]) / "calls.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def test_workload_sees_the_contract(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text(ENV_DUMP)
+    res = run_ksi(["run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    got = parse_env(workdir / "env.out")
+    assert got["NAME"].startswith("kind-ksi-local-")
+    assert got["API"].startswith("https://127.0.0.1:")
+    assert len(got["TOKEN"]) > 20
+    assert 30000 <= int(got["PORT"]) <= 32767
+    assert got["PWD"] == str(workdir)
+    assert got["NODES"].strip() == f"node/{got['NAME'][5:]}-control-plane"
+    assert got["KCMODE"] == "600" and got["KCDIRMODE"] == "700"
+    assert not Path(got["KUBECONFIG"]).is_relative_to(workdir)
+    assert not (Path(emu_env["HOME"]) / ".kube").exists()  # never ~/.kube/config
+    # the node container got the working directory at /app and K8S_PORT mapped 1:1
+    runs = [c for c in calls(emu_env) if c["tool"] == "nerdctl" and c["argv"][:1] == ["run"]]
+    assert len(runs) == 1
+    argv = " ".join(runs[0]["argv"])
+    assert f"{workdir}:/app" in argv
+    assert f"0.0.0.0:{got['PORT']}:{got['PORT']}/tcp" in argv.lower()
+    assert not any(c.get("insecure") for c in calls(emu_env))  # TLS always verified
+    assert res.stderr.count("phase ") >= 7
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_exit_status_propagates_and_report_is_written(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("echo out-of-workload; exit 7\n")
+    res = run_ksi(["run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 7
+    assert "out-of-workload" in res.stdout
+    reports = list(workdir.glob("ksi-report-*.json"))
+    assert len(reports) == 1
+    rep = json.loads(reports[0].read_text())
+    assert rep["exit_code"] == 7
+    assert [p["phase"] for p in rep["phases"]] == [
+        "job", "plan", "preflight", "reserve", "provision", "ready", "access", "workload",
+        "teardown"]
+    assert all(p["status"] == "ok" for p in rep["phases"])
+    assert rep["ports"]["k8s"] and rep["ports"]["api"]
+    assert "TOKEN" not in json.dumps(rep).upper().replace("TOKEN VALID", "")
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_verbose_shows_commands_with_token_masked(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text(
+        'echo "$K8S_CLUSTER_API_TOKEN" > token.txt\n'
+        'kubectl --context "$K8S_CLUSTER_NAME" --token "$K8S_CLUSTER_API_TOKEN" get nodes\n')
+    res = run_ksi(["run", "-v", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    token = (workdir / "token.txt").read_text().strip()
+    assert token and token not in res.stderr and token not in res.stdout
+    assert "$ kind create cluster" in res.stderr
+    assert "create token admin-user" in res.stderr
+
+
+def test_kind_create_failure_exports_logs_and_cleans(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("touch ran\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KSI_EMU_FAIL": "kind:create"}, workdir)
+    assert res.returncode == 79, res.stderr
+    assert last_line(res.stderr).startswith("ksi: error: ")
+    assert not (workdir / "ran").exists()
+    assert any((workdir / "ksi-logs").iterdir())
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_node_start_failure_is_retried(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KSI_EMU_FAIL": "kind:logline@1"}, workdir)
+    assert res.returncode == 0, res.stderr
+    creates = [c for c in calls(emu_env) if c["tool"] == "kind" and c["argv"][:2] ==
+               ["create", "cluster"]]
+    assert [c["exit"] for c in creates] == [1, 0]
+    assert "inotify" in res.stderr
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_node_start_failure_diagnosis_after_all_attempts(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "KSI_EMU_FAIL": "kind:logline", "KSI_CREATE_RETRIES": "1"}
+    res = run_ksi(["run", "wl.sh"], env, workdir)
+    assert res.returncode == 80
+    line = last_line(res.stderr)
+    assert "after 2 attempts" in line and "fs.inotify.max_user_instances" in line
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_dry_run_changes_nothing(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "--dry-run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    assert "containerPath: /app" in res.stdout and f"hostPath: {workdir}" in res.stdout
+    assert "kind create cluster --name ksi-local-" in res.stdout
+    assert calls(emu_env) == []
+    assert not Path(emu_env["KSI_STATE_DIR"]).exists()
+    assert not Path(emu_env["KSI_LOCK_DIR"]).exists()
+    assert list(workdir.iterdir()) == [workdir / "wl.sh"]
+
+
+def test_preset_port_is_used(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text('echo "$K8S_PORT" > port\n')
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "K8S_PORT": "31777"}, workdir)
+    assert res.returncode == 0, res.stderr
+    assert (workdir / "port").read_text().strip() == "31777"
+
+
+def test_kubeconfig_lock_race_of_the_original_is_gone(emu_env: dict, workdir: Path) -> None:
+    """A stale lock on the shared ~/.kube/config (the original's fault 2) does not matter:
+    each cluster has its own kubeconfig."""
+    kube = Path(emu_env["HOME"]) / ".kube"
+    kube.mkdir()
+    (kube / "config").write_text("apiVersion: v1\nkind: Config\n")
+    (kube / "config.lock").write_text("")
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KUBECONFIG": str(kube / "config")}, workdir)
+    assert res.returncode == 0, res.stderr
+    assert (kube / "config").read_text() == "apiVersion: v1\nkind: Config\n"
+
+
+# ------------------------------------------------------------------ signals
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat_fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat_fields[1]) == pid:
+                out.append((int(d.name), (d / "cmdline").read_bytes().replace(b"\0", b" ")
+                            .decode(errors="replace")))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def wait_until(pred, timeout: float = 30.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def _start(emu_env: dict, workdir: Path, extra_env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ksi", "run", "wl.sh"],
+                            env={**emu_env, **extra_env}, cwd=workdir, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_during_create_tears_down(emu_env: dict, workdir: Path, signum: int) -> None:
+    (workdir / "wl.sh").write_text("touch ran\n")
+    proc = _start(emu_env, workdir, {"KSI_EMU_DELAY": "kind:create=60"})
+    wait_until(lambda: any("create cluster" in c for _, c in _children(proc.pid)))
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert "interrupted by" in last_line(err)
+    assert not (workdir / "ran").exists()
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_sigterm_during_workload_is_forwarded(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text(
+        "trap 'echo got-term > term; exit 0' TERM\n"
+        "touch started\n"
+        "while true; do sleep 0.05; done\n")
+    proc = _start(emu_env, workdir, {})
+    wait_until(lambda: (workdir / "started").exists(), timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert (workdir / "term").read_text().strip() == "got-term"
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_workload_ignoring_sigterm_is_killed_after_grace(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("trap '' TERM\ntouch started\n"
+                                   "while true; do sleep 0.05; done\n")
+    proc = _start(emu_env, workdir, {"KSI_WORKLOAD_GRACE": "1"})
+    wait_until(lambda: (workdir / "started").exists(), timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert leftovers(emu_env) == NOTHING
+
+
+# ------------------------------------------------------------------ concurrency
+def test_sixteen_concurrent_runs_do_not_collide(emu_env: dict, tmp_path: Path) -> None:
+    procs = []
+    for i in range(16):
+        d = tmp_path / f"w{i}"
+        d.mkdir()
+        (d / "wl.sh").write_text(ENV_DUMP)
+        procs.append((d, subprocess.Popen(
+            [sys.executable, "-m", "ksi", "run", "wl.sh"], env=emu_env, cwd=d, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+    results = []
+    for d, p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        results.append(parse_env(d / "env.out"))
+    for key in ("NAME", "PORT", "KUBECONFIG", "API", "TOKEN"):
+        values = [r[key] for r in results]
+        assert len(set(values)) == 16, (key, values)
+    assert leftovers(emu_env) == NOTHING
+
+
+# ------------------------------------------------------------------ bad inputs
+def _bin_without(tmp_path: Path, missing: str) -> str:
+    """A PATH with the emulator's tools and python3 but not `missing`."""
+    b = tmp_path / f"bin-no-{missing}"
+    b.mkdir()
+    for tool in ("kind", "kubectl", "nerdctl", "podman"):
+        if tool != missing:
+            (b / tool).symlink_to(ROOT / "tests" / "emulator" / "bin" / tool)
+    (b / "python3").symlink_to(sys.executable)
+    return str(b)
+
+
+def _taken_port() -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    for port in range(32700, 32767):
+        try:
+            s.bind(("0.0.0.0", port))
+            s.listen()
+            return s
+        except OSError:
+            continue
+    raise RuntimeError("no port to occupy")
+
+
+BAD = [
+    # (id, args, extra env, setup, expected exit, words in the cause)
+    ("missing-workload", ["run", "nope.sh"], {}, None, 65, "does not exist"),
+    ("workload-is-dir", ["run", "adir"], {}, "adir", 66, "is a directory"),
+    ("missing-shared-dir", ["run", "wl.sh", "/nonexistent/shared"], {}, None, 67,
+     "shared directory"),
+    ("shared-dir-is-file", ["run", "wl.sh", "wl.sh"], {}, None, 68, "not a directory"),
+    ("port-not-number", ["run", "wl.sh"], {"K8S_PORT": "http"}, None, 69, "not a port number"),
+    ("port-out-of-range", ["run", "wl.sh"], {"K8S_PORT": "8080"}, None, 70, "outside"),
+    ("port-taken", ["run", "wl.sh"], {}, "taken", 71, "already in use"),
+    ("no-free-port", ["run", "wl.sh"], {}, "full", 72, "no free port"),
+    ("unknown-provider", ["run", "--provider", "lxc", "wl.sh"], {}, None, 73,
+     "unknown provider"),
+    ("provider-binary-missing", ["run", "wl.sh"], {}, "no-nerdctl", 74, "not on PATH"),
+    ("kind-missing", ["run", "wl.sh"], {}, "no-kind", 75, "'kind' is not on PATH"),
+    ("kubectl-missing", ["run", "wl.sh"], {}, "no-kubectl", 75, "'kubectl' is not on PATH"),
+    ("runtime-down", ["run", "wl.sh"], {"KSI_EMU_FAIL": "runtime:daemon"}, None, 76,
+     "nerdctl info failed"),
+    ("bad-config-file", ["run", "wl.sh"], {}, "badconfig", 77, "unknown setting"),
+    ("bad-kind-fragment", ["run", "--kind-config", "frag.yaml", "wl.sh"], {}, "frag", 77,
+     "kind rejected the cluster config"),
+    ("state-dir-unsafe", ["run", "wl.sh"], {}, "statefile", 78, "not a directory"),
+    ("kind-create-fails", ["run", "wl.sh"], {"KSI_EMU_FAIL": "kind:create"}, None, 79,
+     "could not create the cluster"),
+    ("node-never-starts", ["run", "wl.sh"], {"KSI_EMU_FAIL": "kind:logline",
+                                              "KSI_CREATE_RETRIES": "0"}, None, 80,
+     "Multi-User System"),
+    ("nodes-not-ready", ["run", "wl.sh"], {"KSI_EMU_READY_AFTER": "3600",
+                                            "KSI_READY_TIMEOUT": "1"}, None, 81, "not Ready"),
+    ("serviceaccount-fails", ["run", "wl.sh"], {"KSI_EMU_FAIL": "kubectl:serviceaccount"},
+     None, 82, "service account"),
+    ("token-fails", ["run", "wl.sh"], {"KSI_EMU_FAIL": "kubectl:token"}, None, 83, "token"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "extra", "setup", "code", "words"), BAD,
+                         ids=[b[0] for b in BAD])
+def test_bad_input_gives_one_line_cause_and_its_code(
+        emu_env: dict, workdir: Path, tmp_path: Path, case: str, args: list, extra: dict,
+        setup: str | None, code: int, words: str) -> None:
+    (workdir / "wl.sh").write_text("touch ran\n")
+    env = {**emu_env, **extra}
+    held: socket.socket | None = None
+    if setup == "adir":
+        (workdir / "adir").mkdir()
+    elif setup == "taken":
+        held = _taken_port()
+        env["K8S_PORT"] = str(held.getsockname()[1])
+    elif setup == "full":
+        held = _taken_port()
+        port = held.getsockname()[1]
+        env["KSI_PORT_RANGE"] = f"{port}-{port}"
+    elif setup and setup.startswith("no-"):
+        env["PATH"] = _bin_without(tmp_path, setup[3:])
+    elif setup == "badconfig":
+        Path(env["KSI_USER_CONFIG"]).write_text("colour = 'blue'\n")
+    elif setup == "frag":
+        (workdir / "frag.yaml").write_text("networking:\n  podSubnetz: 10.1.0.0/16\n")
+    elif setup == "statefile":
+        Path(env["KSI_STATE_DIR"]).write_text("not a dir")
+    try:
+        res = run_ksi(args, env, workdir)
+    finally:
+        if held:
+            held.close()
+    assert res.returncode == code, res.stderr
+    line = last_line(res.stderr)
+    assert line.startswith("ksi: error: ") and " -- fix: " in line, line
+    assert words in line, line
+    assert not (workdir / "ran").exists()
+    left = leftovers(emu_env)
+    if setup == "statefile":
+        left["state"] = []  # the file the test put there itself
+    assert left == NOTHING
+
+
+def test_bad_inputs_cover_many_distinct_codes() -> None:
+    assert len(BAD) >= 15
+    assert len({b[4] for b in BAD}) >= 15
+
+
+def test_state_root_is_private(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text('ls -ld "$(dirname "$(dirname "$KUBECONFIG")")" > root\n')
+    res = run_ksi(["run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    mode = stat.S_IMODE(os.stat(emu_env["KSI_STATE_DIR"]).st_mode)
+    assert mode == 0o700
