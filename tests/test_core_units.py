@@ -216,7 +216,7 @@ def test_settings_precedence_and_origins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "needle"), [
     ("bogus = 1\n", "unknown setting 'bogus'"),
     ("create_retries = \"many\"\n", "create_retries='many' is invalid"),
-    ("provider = \"lxc\"\n", "is not one of"),
+    ("runtime_mode = \"lxc\"\n", "is not one of"),
     ("port_range = \"5-4\"\n", "not a port range"),
     ("provider = \n", "not valid TOML"),
 ])

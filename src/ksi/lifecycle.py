@@ -158,6 +158,7 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
                 seconds = token_seconds(plan.extra.get("time_left"),
                                         plan.settings.token_duration,
                                         plan.settings.token_margin)
+                plan.extra["token_seconds"] = seconds
                 cluster.access(seconds)
                 ph["detail"] = f"API {cluster.api_url}, token valid {seconds}s"
             with console.phase("workload") as ph:

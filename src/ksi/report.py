@@ -40,6 +40,7 @@ def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome, starte
         },
         "api_url": cluster.api_url if cluster else "",
         "time_left_at_start": plan.extra.get("time_left"),
+        "token_seconds": plan.extra.get("token_seconds"),
         "phases": console.phases,
         "exit_code": int(outcome.code),
         "error": outcome.error.line() if outcome.error else None,

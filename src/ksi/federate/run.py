@@ -260,6 +260,7 @@ class Federation:
                                     ("service subnet", p.service_subnet)],
                                    [("a reserved subnet", r) for r in self.reserved])
             api_url = f"https://{p.api_address}:{cluster.api_port}"
+            cluster.rt.preload_liqo(p.cluster)  # Liqo's images from the archive dir, if any
             liqo.install(p.cluster, api_url, self.reserved, p.env.hostname)
             ph["detail"] = f"cluster id {p.cluster}, API {api_url}"
         ready = {"node": self.me, "host": p.env.hostname, "address": p.api_address,

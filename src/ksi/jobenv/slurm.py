@@ -79,7 +79,7 @@ class SlurmEnvironment(JobEnvironment):
     def time_left(self, runner: Runner) -> float | None:
         """Remaining wall time from squeue (None when unlimited or squeue is unavailable)."""
         try:
-            res = runner.run(["squeue", "-h", "-j", self.job_id, "-o", "%L"], timeout=20,
+            res = runner.run(["squeue", "-h", "-j", self.job_id, "-o", "%L"], timeout=8,
                              check=False)
         except KsiError:
             return None

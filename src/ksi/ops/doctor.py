@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 RANK = {SKIP: 0, PASS: 0, WARN: 1, FAIL: 2}
-WARN_EXIT = 96  # doctor found warnings only (no failures)
+WARN_EXIT = int(Exit.DOCTOR_WARNINGS)  # doctor found warnings only (no failures)
 
 MIN_KIND_NERDCTL = (0, 23)   # kind's nerdctl provider
 MIN_KIND = (0, 20)

@@ -66,6 +66,10 @@ class RuntimeSetup:
             return
         from ksi.runtime import preflight
 
+        if self.provider.name not in ("nerdctl", "podman"):
+            raise KsiError(f"runtime_mode=job refused: it supports nerdctl and podman, not "
+                           f"{self.provider.name}", "use --provider nerdctl or podman, or "
+                           "--runtime-mode user", code=Exit.RUNTIME_MODE_REFUSED)
         found = preflight.require(self.provider.name, root=self.host_root,
                                   wait=3.0 if self.host_root == "/" else 0.0,
                                   which=lambda b: self.runner.which(b))

@@ -123,9 +123,10 @@ class Watcher:
 
     def poll(self) -> bool:
         """One look at the cluster; True when every target finished. Raises on failure."""
-        pods = self._get("pods")
+        # jobs before pods: a Job seen Failed/Complete has its pods' final state in `pods`
         jobs = {_ns_name(j): j for j in self._get("jobs")} \
             if any(t.kind == "Job" for t in self.targets) else {}
+        pods = self._get("pods")
         for t in self.targets:
             if t.done:
                 continue

@@ -86,7 +86,9 @@ def unregister(rec: Dict[str, Any]) -> None:
         )
     )
     d = os.path.join(state.root(), "clusters", rec["id"])
-    for p in glob.glob(os.path.join(d, "*")) + glob.glob(os.path.join(d, ".*")):
+    for p in glob.glob(os.path.join(glob.escape(d), "*")) + glob.glob(
+        os.path.join(glob.escape(d), ".*")
+    ):
         state.remove(p)
     try:
         os.rmdir(d)
@@ -162,7 +164,7 @@ def resolve(url: str) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]
 
 def all_clusters() -> List[Dict[str, Any]]:
     res = []
-    for p in glob.glob(os.path.join(state.root(), "clusters", "*", "cluster.json")):
+    for p in glob.glob(os.path.join(glob.escape(state.root()), "clusters", "*", "cluster.json")):
         r = state.read_json(p)
         if r:
             res.append(r)

@@ -73,7 +73,7 @@ class Runtime:
 
     def containers(self) -> List[Dict[str, Any]]:
         res = []
-        for p in sorted(glob.glob(os.path.join(self.cdir(), "*.json"))):
+        for p in sorted(glob.glob(os.path.join(glob.escape(self.cdir()), "*.json"))):
             c = state.read_json(p)
             if c:
                 res.append(c)
@@ -1306,7 +1306,7 @@ def host_ports() -> List[Dict[str, Any]]:
     """Ports held by emulated containers of every runtime and user on this host."""
     used = []
     base = state.path("hosts", state.hostname(), shared_levels=2)
-    for p in glob.glob(os.path.join(base, "*", "containers", "*.json")):
+    for p in glob.glob(os.path.join(glob.escape(base), "*", "containers", "*.json")):
         c = state.read_json(p)
         if c and c.get("running", True):
             used.extend(c.get("ports", []))
