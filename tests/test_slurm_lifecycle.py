@@ -135,25 +135,50 @@ def test_scancel_tears_down_within_killwait(slurm_testbed, install, run_dir, pha
     work = workdir_in(run_dir)
     (work / "wl.sh").write_text("touch started\nwhile true; do sleep 0.05; done\n")
     env = ksi_env(slurm_testbed, install, run_dir, **extra)
+    name = f"scancel-{phase}-{run_dir.name[-8:]}"  # unique: never another run's job
     argv, full_env = slurm_testbed.command(
-        ["srun", "-N1", "-J", f"scancel-{phase}", *ksi_argv(), "run", "wl.sh"], env=env)
+        ["srun", "-N1", "-J", name, *ksi_argv(), "run", "wl.sh"], env=env)
     srun = subprocess.Popen(argv, env=full_env, cwd=work, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if started:
-        wait_until(lambda: proc_with(started, str(run_dir)), timeout=60)
-    else:
-        wait_until(lambda: (work / "started").exists(), timeout=60)
-    job = _job_named(slurm_testbed, f"scancel-{phase}")
-    t0 = time.monotonic()
-    slurm_testbed.scancel(job)
-    out, err = srun.communicate(timeout=60)
-    took = time.monotonic() - t0
+    job = ""
+    try:
+        if started:
+            wait_until(lambda: proc_with(started, str(run_dir)), timeout=60)
+        else:
+            wait_until(lambda: (work / "started").exists(), timeout=60)
+        job = _job_named(slurm_testbed, name)
+        t0 = time.monotonic()
+        assert slurm_testbed.scancel(job).returncode == 0
+        out, err = srun.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if srun.poll() is None:
+            if job:
+                slurm_testbed.scancel(job)
+            srun.kill()
     assert slurm_testbed.wait_gone(job) == "CANCELLED"
     assert "phase teardown: ok" in err, err
     assert "interrupted by SIGTERM" in err
     assert took < 5 + 3, took  # KillWait=5 on the bed (+ srun's own exit)
     report = json.loads(next(work.glob("ksi-report-*.json")).read_text())
     assert report["signal"] == 15 and report["exit_code"] == 143
+    assert leftovers(run_dir) == NOTHING
+
+
+def test_scancel_of_the_seed_batch_form(slurm_testbed, install, run_dir):
+    """sbatch + srun (the seed's form): scancel's SIGTERM reaches ksi in the step; srun waits
+    KillWait for it, so teardown completes."""
+    work = workdir_in(run_dir)
+    (work / "wl.sh").write_text("touch started\nwhile true; do sleep 0.05; done\n")
+    env = ksi_env(slurm_testbed, install, run_dir)
+    job = slurm_testbed.sbatch(f"#!/bin/bash\nsrun {' '.join(ksi_argv())} run wl.sh\n",
+                               cwd=work, env=env)
+    wait_until((work / "started").exists, timeout=60)
+    slurm_testbed.scancel(job)
+    assert slurm_testbed.wait_gone(job) == "CANCELLED"
+    out = next(work.glob("slurm-*.out")).read_text()
+    assert "phase teardown: ok" in out and "interrupted by SIGTERM" in out, out
+    assert not (work / "ksi-logs").exists()  # a cancel is not a failure: no log export
     assert leftovers(run_dir) == NOTHING
 
 

@@ -183,8 +183,9 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
                 on_failure(outcome)
             if cluster is not None:
                 with console.phase("teardown") as ph:
+                    # logs only after a failure: a cancelled job must finish within KillWait
                     outcome.problems = cluster.teardown(
-                        failed=outcome.error is not None or outcome.signal is not None)
+                        failed=outcome.error is not None and outcome.signal is None)
                     if outcome.problems:
                         ph["status"] = "incomplete"
                         ph["detail"] = "; ".join(outcome.problems)
