@@ -8,53 +8,38 @@
 # nodes only from an *offloaded* namespace: `liqoctl offload namespace` creates the same
 # namespace in the other clusters and lets the scheduler place pods on the virtual nodes.
 set -euo pipefail
-ctx=(--context "$K8S_CLUSTER_NAME")
+: "${K8S_CLUSTER_NAME:?run this with ksi run}"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ns=ksi-offload-demo
-pods=$(( KSI_NODE_COUNT * 2 ))
+pods=$(( ${KSI_NODE_COUNT:-1} * 2 ))
 
-echo "nodes of this job: $KSI_NODE_COUNT; virtual nodes: ${KSI_VIRTUAL_NODES:-none}"
-kubectl "${ctx[@]}" get nodes -o wide
+cleanup() {
+  liqoctl unoffload namespace "$ns" --kubeconfig "$KUBECONFIG" --skip-confirm >/dev/null 2>&1 || true
+  kubectl --context "$K8S_CLUSTER_NAME" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
-kubectl "${ctx[@]}" create namespace "$ns"
+echo "nodes of this job: ${KSI_NODE_COUNT:-1}; virtual nodes: ${KSI_VIRTUAL_NODES:-none}"
+kubectl --context "$K8S_CLUSTER_NAME" get nodes -o wide
+
+kubectl --context "$K8S_CLUSTER_NAME" create namespace "$ns"
 # label BEFORE creating pods: pods created at the same moment may not be offloaded otherwise
-kubectl "${ctx[@]}" label namespace "$ns" liqo.io/scheduling-enabled=true
+kubectl --context "$K8S_CLUSTER_NAME" label namespace "$ns" liqo.io/scheduling-enabled=true
 # EnforceSameName: the namespace has the same name everywhere (hostPath /app works alike);
 # LocalAndRemote: pods may run on the head's own node and on the virtual nodes.
 liqoctl offload namespace "$ns" --kubeconfig "$KUBECONFIG" \
   --namespace-mapping-strategy EnforceSameName --pod-offloading-strategy LocalAndRemote
 
-kubectl "${ctx[@]}" -n "$ns" create -f - <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: spread
-spec:
-  completions: $pods
-  parallelism: $pods
-  template:
-    spec:
-      restartPolicy: Never
-      # one pod per node where possible
-      topologySpreadConstraints:
-      - maxSkew: 1
-        topologyKey: kubernetes.io/hostname
-        whenUnsatisfiable: ScheduleAnyway
-        labelSelector: {matchLabels: {job-name: spread}}
-      containers:
-      - name: hello
-        image: alpine
-        command: ['sh', '-c', 'echo "pod $(hostname) says hello"']
-YAML
+sed -e "s/completions: 6/completions: $pods/" -e "s/parallelism: 6/parallelism: $pods/" \
+  "$here/job-spread.yaml" | kubectl --context "$K8S_CLUSTER_NAME" -n "$ns" create -f -
 
-kubectl "${ctx[@]}" -n "$ns" wait --for=condition=complete --timeout=10m job/spread
-kubectl "${ctx[@]}" -n "$ns" get pods -o wide     # NODE column: local node or virtual nodes
-for pod in $(kubectl "${ctx[@]}" -n "$ns" get pods -l job-name=spread -o name); do
-  kubectl "${ctx[@]}" -n "$ns" logs "$pod"
+# the Job object exists now: waiting on it cannot race its creation
+kubectl --context "$K8S_CLUSTER_NAME" -n "$ns" wait --for=condition=complete --timeout=10m job/spread
+kubectl --context "$K8S_CLUSTER_NAME" -n "$ns" get pods -o wide   # NODE: local or virtual
+for pod in $(kubectl --context "$K8S_CLUSTER_NAME" -n "$ns" get pods -l job-name=spread -o name); do
+  kubectl --context "$K8S_CLUSTER_NAME" -n "$ns" logs "$pod"
 done
 
 # To pin a pod to one node of the job, use the virtual node's cluster id:
 #   nodeSelector: {liqo.io/remote-cluster-id: <one of $KSI_VIRTUAL_NODES>}
 # or offload to some nodes only:  liqoctl offload namespace NS -l 'slurm-host=node2'
-
-liqoctl unoffload namespace "$ns" --kubeconfig "$KUBECONFIG" --skip-confirm || true
-kubectl "${ctx[@]}" delete namespace "$ns" --wait=false
