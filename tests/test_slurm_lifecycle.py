@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.slurm.ksienv import ksi_argv, ksi_env, leftovers, prepare_run_dir, shared_install
 
 NOTHING = {"containers": [], "ports": [], "state": []}

@@ -114,7 +114,7 @@ def _convert(opt: Option, value: Any, origin: str) -> Any:
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found]  # novermin (3.11+, tomli below)
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib  # type: ignore[no-redef]
     try:

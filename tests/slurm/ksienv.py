@@ -45,7 +45,7 @@ def shared_install(bed: Testbed) -> Path:
         pylib = base / "pylib"
         if not (pylib / ".done").exists() and Path(SYSTEM_PYTHON).exists():
             # same minor version as ours (3.11 on Debian 12), so our pip's picks fit it
-            assert _system_python_version() == "%d.%d" % sys.version_info[:2]
+            assert _system_python_version() == "{}.{}".format(*sys.version_info[:2])
             subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target",
                             str(pylib), *DEPS],
                            check=True, capture_output=True, text=True, timeout=300)
