@@ -368,3 +368,28 @@ def test_state_root_is_private(emu_env: dict, workdir: Path) -> None:
     assert res.returncode == 0, res.stderr
     mode = stat.S_IMODE(os.stat(emu_env["KSI_STATE_DIR"]).st_mode)
     assert mode == 0o700
+
+
+# ------------------------------------------------------------------ providers and options
+@pytest.mark.parametrize("provider", ["podman", "nerdctl"])
+def test_provider_is_passed_to_kind(emu_env: dict, workdir: Path, provider: str) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "--provider", provider, "--image", "kindest/node:v1.34.0", "wl.sh"],
+                  emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    kinds = [c for c in calls(emu_env) if c["tool"] == "kind" and c["argv"] != ["version"]]
+    assert kinds and all(c["env"]["KIND_EXPERIMENTAL_PROVIDER"] == provider for c in kinds)
+    create = next(c for c in kinds if c["argv"][:2] == ["create", "cluster"])
+    assert create["argv"][create["argv"].index("--image") + 1] == "kindest/node:v1.34.0"
+    assert any(c["tool"] == provider and c["argv"][:1] == ["run"] for c in calls(emu_env))
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_systemd_scope_wraps_kind(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "--dry-run", "--systemd-scope", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if "kind create cluster" in ln
+             or "kind delete cluster" in ln]
+    assert len(lines) == 2
+    assert all("systemd-run --user --scope" in ln for ln in lines)
