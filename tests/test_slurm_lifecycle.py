@@ -239,8 +239,12 @@ def test_concurrent_jobs_of_one_and_two_users(slurm_testbed, install, run_dir):
         script = f"#!/bin/bash\nsrun {' '.join(ksi_argv(user))} run wl.sh\n"
         jobs.append((work, slurm_testbed.sbatch(script, user=user, cwd=work, env=env,
                                                 extra_args=["-w", "node1", "-n1"])))
-    for work, _ in jobs:
-        wait_until((work / "started").exists, timeout=90)
+    try:
+        for work, _ in jobs:
+            wait_until((work / "started").exists, timeout=90)
+    except AssertionError:
+        outs = [p.read_text()[-1500:] for w, _ in jobs for p in w.glob("slurm-*.out")]
+        raise AssertionError("a job did not start its workload:\n" + "\n---\n".join(outs))
     got = [parse(w / "env.out") for w, _ in jobs]
     assert len({g["NAME"] for g in got}) == 3 and len({g["PORT"] for g in got}) == 3
     (run_dir / "gate.0").touch()  # the first root job ends; the others must be untouched

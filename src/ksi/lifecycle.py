@@ -182,6 +182,11 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
                                            or outcome.signal is not None):
                 on_failure(outcome)
             if cluster is not None:
+                if guard.received is not None and outcome.signal is None \
+                        and outcome.error is None:
+                    # the signal reached the workload first (Slurm signals every process
+                    # of the step) and ended it: the run was still cancelled
+                    _interrupted(outcome, Interrupted(guard.received, guard.reason))
                 with console.phase("teardown") as ph:
                     # logs only after a failure: a cancelled job must finish within KillWait
                     outcome.problems = cluster.teardown(

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ksi.errors import CommandFailed, Exit, KsiError
+from ksi.errors import CommandFailed, Exit, KsiError, last_line
 
 if TYPE_CHECKING:
     from ksi.provision.providers import Provider
@@ -59,7 +59,9 @@ def classify(stderr: str) -> tuple[Exit, str, str]:
     if "unable to decode config" in s or "invalid configuration" in s.lower():
         return (Exit.CONFIG_INVALID, "kind rejected the cluster config",
                 "check the kind_config fragment in your KSI config (see --dry-run)")
-    return (Exit.CLUSTER_CREATE_FAILED, "kind could not create the cluster",
+    said = last_line(s).removeprefix("ERROR: failed to create cluster: ")
+    return (Exit.CLUSTER_CREATE_FAILED,
+            "kind could not create the cluster" + (f": {said}" if said else ""),
             "read the cluster logs KSI exported (path above) and 'ksi doctor'")
 
 
