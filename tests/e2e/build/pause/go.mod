@@ -1,0 +1,3 @@
+module ksi-e2e/pause
+
+go 1.22
