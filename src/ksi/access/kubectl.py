@@ -54,6 +54,22 @@ class Kubectl:
                        code=Exit.CLUSTER_NOT_READY)
 
 
+    def wait_exists(self, kind: str, name: str, namespace: str, timeout: float) -> None:
+        """Poll until the object exists (the cluster is usable, not only Ready)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.run("-n", namespace, "get", kind, name, "-o", "name", timeout=60,
+                           check=False)
+            if res.returncode == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise KsiError(f"{kind} {namespace}/{name} not created within {timeout:.0f}s "
+                               f"({(res.stderr or res.stdout).strip()[-200:]})",
+                               "the controller-manager may be failing: see the exported logs",
+                               code=Exit.CLUSTER_NOT_READY)
+            time.sleep(0.2)
+
+
 def api_server(kubeconfig: Path, context: str) -> str:
     """The https URL of the context's cluster, read from the kubeconfig file itself."""
     import yaml

@@ -70,6 +70,12 @@ class Provider:
         """(container, cluster) for every kind node container this runtime shows."""
         return self._ps(CLUSTER_LABEL)
 
+    def kill(self, names: list[str]) -> None:
+        """SIGKILL containers (a node whose cluster is discarded needs no graceful stop)."""
+        if names:
+            self.runner.run([self.binary, "kill", *names], timeout=60,
+                            what=f"{self.binary} kill", code=Exit.TEARDOWN_INCOMPLETE)
+
     def remove(self, names: list[str]) -> None:
         if names:
             self.runner.run([self.binary, "rm", "-f", "-v", *names], timeout=120,

@@ -684,7 +684,8 @@ class Runtime:
         s.add("force", "-f", "--force", kind="bool")
         s.add("volumes", "-v", "--volumes", kind="bool")
         s.add("all", "-a", "--all", kind="bool")
-        s.add("time", "-t", "--time")
+        if self.podman:  # podman rm --time; nerdctl rm has no such flag (nerdctl docs)
+            s.add("time", "-t", "--time")
         try:
             vals, names = cli.parse(argv, s)
         except cli.FlagError as e:
