@@ -242,9 +242,10 @@ def test_concurrent_jobs_of_one_and_two_users(slurm_testbed, install, run_dir):
     try:
         for work, _ in jobs:
             wait_until((work / "started").exists, timeout=90)
-    except AssertionError:
+    except AssertionError as exc:
         outs = [p.read_text()[-1500:] for w, _ in jobs for p in w.glob("slurm-*.out")]
-        raise AssertionError("a job did not start its workload:\n" + "\n---\n".join(outs))
+        raise AssertionError("a job did not start its workload:\n"
+                             + "\n---\n".join(outs)) from exc
     got = [parse(w / "env.out") for w, _ in jobs]
     assert len({g["NAME"] for g in got}) == 3 and len({g["PORT"] for g in got}) == 3
     (run_dir / "gate.0").touch()  # the first root job ends; the others must be untouched

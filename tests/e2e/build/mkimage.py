@@ -69,7 +69,8 @@ def main():
         "created": "1970-01-01T00:00:00Z",
         "config": cfg,
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + d for d in diff_ids]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "ksi mkimage.py"} for _ in diff_ids],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "ksi mkimage.py"}
+                    for _ in diff_ids],
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
@@ -92,7 +93,7 @@ def main():
         add_bytes(tar, config_name, config_bytes)
         add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
     os.replace(tmp, a.out)
-    print("%s: %s (%d layer(s), config %s)" % (a.out, ", ".join(a.tag), len(diff_ids), config_name[:19]))
+    print(f"{a.out}: {', '.join(a.tag)} ({len(diff_ids)} layer(s), config {config_name[:19]})")
 
 
 if __name__ == "__main__":
