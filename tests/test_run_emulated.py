@@ -393,3 +393,30 @@ def test_systemd_scope_wraps_kind(emu_env: dict, workdir: Path) -> None:
              or "kind delete cluster" in ln]
     assert len(lines) == 2
     assert all("systemd-run --user --scope" in ln for ln in lines)
+
+
+def test_teardown_retries_a_failed_kind_delete(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KSI_EMU_FAIL": "kind:delete@1"}, workdir)
+    assert res.returncode == 0, res.stderr
+    deletes = [c["exit"] for c in calls(emu_env) if c["tool"] == "kind"
+               and c["argv"][:2] == ["delete", "cluster"]]
+    assert deletes == [1, 0]
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_kind_delete_failing_is_covered_by_force_removal(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KSI_EMU_FAIL": "kind:delete"}, workdir)
+    assert res.returncode == 0, res.stderr
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_teardown_that_cannot_delete_says_so(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], {**emu_env, "KSI_EMU_FAIL": "runtime:rm"}, workdir)
+    assert res.returncode == 95, res.stderr
+    assert "teardown incomplete" in last_line(res.stderr) and "ksi gc" in last_line(res.stderr)
+    left = leftovers(emu_env)
+    assert left["ports"] == [] and len(left["containers"]) == 1
+    assert len(left["state"]) == 1  # the run record stays for 'ksi gc'

@@ -41,7 +41,10 @@ echo "== GET $K8S_CLUSTER_API/version"
 api /version
 echo
 # Names of the items of a list, without jq: each item's metadata starts with its name.
-item_names() { grep -o '"metadata": *{ *"name": *"[^"]*"' | sed 's/.*"name": *"//; s/"$//'; }
+# The API server pretty-prints JSON for curl, so join the lines first.
+item_names() {
+  tr -d '\n' | grep -o '"metadata": *{ *"name": *"[^"]*"' | sed 's/.*"name": *"//; s/"$//'
+}
 
 echo "== GET $K8S_CLUSTER_API/api/v1/namespaces"
 api /api/v1/namespaces | item_names | sed 's/^/namespace /'

@@ -153,6 +153,23 @@ class NodeCluster:
         }
 
     # ---------------------------------------------------------------- teardown
+    def _kind_delete(self, attempts: int = 2) -> list[str]:
+        """kind delete; after a failure (seen: podman/runc "cleaning up container" errors
+        under load) force-remove the nodes and try once more."""
+        p = self.plan
+        for attempt in range(1, attempts + 1):
+            try:
+                self.kind.delete(p.cluster, p.kubeconfig)
+                return []
+            except KsiError as exc:
+                log.info("kind delete failed (attempt %d/%d): %s", attempt, attempts, exc.cause)
+                last = exc.cause
+                try:
+                    self.provider.remove(self.provider.node_containers(p.cluster))
+                except KsiError as rm_exc:
+                    log.info("force removal failed too: %s", rm_exc.cause)
+        return [last]
+
     def teardown(self, *, failed: bool) -> list[str]:
         """Delete the cluster (exporting logs first after a failure), release the ports,
         remove the state. Idempotent; returns the problems it could not fix."""
@@ -173,10 +190,7 @@ class NodeCluster:
                 self.provider.kill(self.provider.node_containers(p.cluster))
             except KsiError as exc:
                 log.info("could not kill the node containers first: %s", exc.cause)
-            try:
-                self.kind.delete(p.cluster, p.kubeconfig)
-            except KsiError as exc:
-                problems.append(exc.cause)
+            problems += self._kind_delete()
             try:
                 left = self.provider.node_containers(p.cluster)
                 if left:

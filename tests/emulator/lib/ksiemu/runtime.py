@@ -692,6 +692,14 @@ class Runtime:
             self.flag_error("rm", e)
             return 1
         faults.delay("runtime", "rm")
+        if names and faults.should_fail("runtime", "rm"):
+            # a runtime that cannot remove a container (seen with podman + runc under load:
+            # "cleaning up container …: runc delete --force … failed: exit status 1")
+            self.die(
+                f"cleaning up container {names[0]}: removing container {names[0]} from "
+                "runtime: `runc delete --force` failed: exit status 1 (KSI_EMU_FAIL=runtime:rm)"
+            )
+            return 1
         missing = []
         with self.lock():
             for n in names:
