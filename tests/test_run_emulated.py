@@ -420,3 +420,21 @@ def test_teardown_that_cannot_delete_says_so(emu_env: dict, workdir: Path) -> No
     left = leftovers(emu_env)
     assert left["ports"] == [] and len(left["containers"]) == 1
     assert len(left["state"]) == 1  # the run record stays for 'ksi gc'
+
+
+def test_podman_node_volumes_do_not_outlive_a_forced_removal(emu_env: dict,
+                                                              workdir: Path) -> None:
+    """kind's podman provider labels each node's /var volume '<node>=true' and deletes it only
+    with the node: when KSI must remove the node itself, it removes the volume too."""
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "KSI_EMU_FAIL": "kind:delete"}
+    res = run_ksi(["run", "--provider", "podman", "wl.sh"], env, workdir)
+    assert res.returncode == 0, res.stderr
+    vols = [json.loads(p.read_text()) for p in
+            (Path(emu_env["KSI_EMU_STATE"]) / "hosts").glob("*/podman-*/volumes.json")]
+    assert vols and all(v == {} for v in vols)
+    made = [c for c in calls(emu_env) if c["tool"] == "podman" and c["argv"][:2] ==
+            ["volume", "create"]]
+    assert len(made) == 1 and made[0]["argv"][2:4] == ["--label",
+                                                       made[0]["argv"][-1][:-4] + "=true"]
+    assert leftovers(emu_env) == NOTHING

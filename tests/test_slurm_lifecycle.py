@@ -158,7 +158,7 @@ def test_scancel_tears_down_within_killwait(slurm_testbed, install, run_dir, pha
     assert slurm_testbed.wait_gone(job) == "CANCELLED"
     assert "phase teardown: ok" in err, err
     assert "interrupted by SIGTERM" in err
-    assert took < 5 + 3, took  # KillWait=5 on the bed (+ srun's own exit)
+    assert took < 8, took  # well inside any KillWait (Slurm's default 30 s)
     report = json.loads(next(work.glob("ksi-report-*.json")).read_text())
     assert report["signal"] == 15 and report["exit_code"] == 143
     assert leftovers(run_dir) == NOTHING

@@ -153,6 +153,24 @@ class NodeCluster:
         }
 
     # ---------------------------------------------------------------- teardown
+    def node_names(self) -> list[str]:
+        """kind's node container names for the config's nodes (control-plane, worker, worker2…;
+        kind pkg/cluster/internal/providers/common MakeNodeNamer)."""
+        import yaml
+
+        try:
+            nodes = yaml.safe_load(self.plan.kind_config_path.read_text()).get("nodes") or [{}]
+        except (OSError, AttributeError, yaml.YAMLError):
+            nodes = [{}]
+        counts: dict[str, int] = {}
+        names = []
+        for node in nodes:
+            role = node.get("role", "control-plane")
+            counts[role] = counts.get(role, 0) + 1
+            suffix = "" if counts[role] == 1 else str(counts[role])
+            names.append(f"{self.plan.cluster}-{role}{suffix}")
+        return names
+
     def _kind_delete(self, attempts: int = 2) -> list[str]:
         """kind delete; after a failure (seen: podman/runc "cleaning up container" errors
         under load) force-remove the nodes and try once more."""
@@ -195,8 +213,9 @@ class NodeCluster:
                 left = self.provider.node_containers(p.cluster)
                 if left:
                     self.provider.remove(left)
+                self.provider.remove_volumes(self.provider.node_volumes(self.node_names()))
             except KsiError as exc:
-                problems.append(f"leftover node containers: {exc.cause}")
+                problems.append(f"leftover node containers or volumes: {exc.cause}")
             else:
                 self.created = False
         problems += self.rt.teardown()  # stop the job-scoped runtime (no-op in user mode)

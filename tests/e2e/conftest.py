@@ -218,7 +218,11 @@ def _root_podman_stack(path: str) -> tuple[Optional[Stack], list[str]]:
                  for t in archive_tags(tar)}
     archives = Path(os.environ.get("KSI_E2E_IMAGE_ARCHIVES", str(cache / "example-images")))
     env = {"PATH": kpath, "KSI_PROVIDER": "podman", "KSI_IMAGE": image,
-           "KIND_EXPERIMENTAL_PROVIDER": "podman"}
+           "KIND_EXPERIMENTAL_PROVIDER": "podman",
+           # root podman on this kind of machine needs the ulimit and runc fixes
+           "CONTAINERS_CONF": os.environ.get(
+               "CONTAINERS_CONF", str(Path(__file__).resolve().parent / "build" /
+                                      "containers.conf"))}
     return Stack("podman", False, env, preloaded,
                  archives if archives.is_dir() else None), []
 

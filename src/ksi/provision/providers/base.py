@@ -76,6 +76,15 @@ class Provider:
             self.runner.run([self.binary, "kill", *names], timeout=60,
                             what=f"{self.binary} kill", code=Exit.TEARDOWN_INCOMPLETE)
 
+    def node_volumes(self, nodes: list[str]) -> list[str]:
+        """Volumes kind made for these nodes that outlive them (podman only)."""
+        return []
+
+    def remove_volumes(self, volumes: list[str]) -> None:
+        if volumes:
+            self.runner.run([self.binary, "volume", "rm", "--force", *volumes], timeout=120,
+                            what=f"{self.binary} volume rm", code=Exit.TEARDOWN_INCOMPLETE)
+
     def remove(self, names: list[str]) -> None:
         if names:
             self.runner.run([self.binary, "rm", "-f", "-v", *names], timeout=120,

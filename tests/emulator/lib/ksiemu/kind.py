@@ -192,6 +192,15 @@ class Provider:
             self.run(["rm", "-f", "-v"] + nodes)
         except KindError as e:
             raise e.wrap("failed to delete nodes") from e
+        if self.name == "podman":
+            # providers/podman/provider.go DeleteNodes: then the volumes labelled with each
+            # node's name (getVolumes: volume ls --filter label=<node> --quiet; deleteVolumes)
+            vols: List[str] = []
+            for node in nodes:
+                _, out, _ = self.run(["volume", "ls", "--filter", f"label={node}", "--quiet"])
+                vols += [v for v in out.split() if v]
+            if vols:
+                self.run(["volume", "rm", "--force"] + vols)
 
 
 def _wrap_inner(self: KindError, inner: KindError) -> KindError:
@@ -851,7 +860,10 @@ def create(
     for node, nname in zip(c["nodes"], names):
         try:
             if prov.name == "podman":
-                prov.run(["volume", "create", "--label", f"{CLUSTER_LABEL}={name}", f"{nname}-var"])
+                # providers/podman/provision.go runArgsForNode -> createAnonymousVolume: a volume
+                # labelled "<node>=true" (podman filters on label keys only). The real volume
+                # is anonymous (random name); the emulator names it <node>-var.
+                prov.run(["volume", "create", "--label", f"{nname}=true", f"{nname}-var"])
             args = ["run", "--name", nname] + run_args(prov, c, node, nname, api_port)
             prov.run(args)
             prov.run(["logs", "-f", nname])
