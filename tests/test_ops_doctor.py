@@ -179,3 +179,31 @@ def test_run_fails_fast_with_doctors_words(emu_env, workdir):
     from tests.conftest import NOTHING, leftovers
 
     assert leftovers(env) == NOTHING
+
+
+def test_doctor_reports_node_container_cgroups_and_job_mode(tmp_path) -> None:
+    """A running node container (emulated) is placed and its limits shown; the job-scoped
+    runtime is reported impossible on this machine's cgroups, with the site hook as fix."""
+    import subprocess
+    import sys
+
+    from tests.conftest import EMU_BIN, ROOT, clean_environ
+
+    env = clean_environ()
+    env.update({"PATH": f"{EMU_BIN}:{env['PATH']}", "KSI_EMU_STATE": str(tmp_path),
+                "PYTHONPATH": str(ROOT / "src"),
+                "KSI_SITE_CONFIG": "/nonexistent", "KSI_USER_CONFIG": "/nonexistent"})
+    subprocess.run(["nerdctl", "run", "-d", "--name", "n1-control-plane", "--label",
+                    "io.x-k8s.kind.cluster=n1", "kindest/node:v1.34.0"], env=env, check=True,
+                   capture_output=True)
+    res = subprocess.run([sys.executable, "-m", "ksi", "doctor", "--json"], env=env,
+                         capture_output=True, text=True)
+    import json
+
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    node = checks["node containers"]
+    assert node["status"] in ("pass", "warn") and node["detail"].startswith("n1-control-plane:")
+    job = checks["job-scoped runtime"]
+    assert job["status"] in ("pass", "warn")
+    if job["status"] == "warn":
+        assert "ksi-delegate-cgroup" in job["fix"]

@@ -456,10 +456,53 @@ def check_ports(ctx: Context) -> Check:
     return Check("free ports", PASS, detail)
 
 
+def check_job_runtime(ctx: Context) -> Check:
+    """Whether runtime_mode=job can run here (the site delegated the task cgroup)."""
+    from ksi.runtime import preflight
+
+    found = preflight.check(ctx.provider, root=str(ctx.root), uid=ctx.uid)
+    if found.ok:
+        return Check("job-scoped runtime", PASS,
+                     f"possible: task cgroup {found.task_cgroup} is delegated to you")
+    return Check("job-scoped runtime", WARN,
+                 f"runtime_mode=job not possible here: {found.line()} (runtime_mode=user works "
+                 "without it, but node containers then run outside the job's cgroup)",
+                 "ask an admin to install contrib/site-hooks/ksi-delegate-cgroup (docs/runtime.md)")
+
+
+def check_node_cgroups(ctx: Context) -> Check:
+    """Where the node containers of your running clusters are, and which limits apply."""
+    from ksi.runtime import cgroups
+
+    code, out, err = _tool_output(
+        ctx, [ctx.provider, "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format",
+              "{{.Names}}"])
+    if code != 0:
+        return Check("node containers", SKIP, f"cannot list containers ({err.strip()[-120:]})")
+    names = [n for n in out.split() if n]
+    if not names:
+        return Check("node containers", SKIP, "no kind node container running")
+    parts = []
+    for name in names:
+        c, pid, _ = _tool_output(ctx, [ctx.provider, "inspect", "-f", "{{.State.Pid}}", name])
+        if c != 0 or not pid.strip().isdigit():
+            parts.append(f"{name}: pid unknown")
+            continue
+        d = cgroups.describe(pid.strip(), proc_root=str(ctx.path("/proc")),
+                             cgroup_root=str(ctx.path("/sys/fs/cgroup")))
+        limits = ", ".join(f"{k}={v['value']}" for k, v in sorted(d["limits"].items()))
+        parts.append(f"{name}: {d['placement']} ({d['cgroup']}; {limits or 'no limits'})")
+    outside = [p for p in parts if "inside job" not in p]
+    status = WARN if outside and ctx.environ.get("SLURM_JOB_ID") else PASS
+    return Check("node containers", status, "; ".join(parts),
+                 "runtime_mode=job keeps node containers inside the job (docs/runtime.md)"
+                 if status == WARN else "")
+
+
 HOST_CHECKS: tuple[Callable[[Context], Check], ...] = (
     check_cgroup_v2, check_delegation, check_runtime_dir, check_daemon, check_subuid,
     check_subgid, check_modules, check_inotify, check_kernel, check_bypass4netns,
-    check_shared_dir, check_ports,
+    check_shared_dir, check_ports, check_job_runtime, check_node_cgroups,
 )
 
 
