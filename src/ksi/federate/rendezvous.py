@@ -24,14 +24,13 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from ksi.errors import Exit, KsiError
+from ksi.errors import Exit
 
 log = logging.getLogger("ksi.federate")
 
@@ -57,29 +56,11 @@ class JobDir:
 
     def create(self) -> Path:
         """Create (or join) the directory; it must be ours, a real directory, and 0700."""
-        base = self.path.parent
-        for d in (base, self.path):
-            try:
-                os.mkdir(d, 0o700)
-            except FileExistsError:
-                pass
-            except FileNotFoundError:
-                if d != self.path:
-                    raise
-                os.makedirs(d, 0o700, exist_ok=True)  # another job just removed an empty base
-            except OSError as exc:
-                raise KsiError(f"cannot create {d}: {exc.strerror}",
-                               "pass a shared directory you can write",
-                               code=Exit.SHARED_DIR_UNUSABLE) from None
-            st = os.lstat(d)
-            if not stat.S_ISDIR(st.st_mode):
-                raise KsiError(f"{d} is not a directory (a symlink or file is in the way)",
-                               f"remove {d}", code=Exit.SHARED_DIR_UNUSABLE)
-            if st.st_uid != os.getuid():
-                raise KsiError(f"{d} belongs to uid {st.st_uid}, not to you",
-                               "pass a shared directory of your own", code=Exit.SHARED_DIR_UNUSABLE)
-            if stat.S_IMODE(st.st_mode) != 0o700:
-                os.chmod(d, 0o700)
+        from ksi.plan.paths import ensure_private_dir
+
+        for d in (self.path.parent, self.path):
+            ensure_private_dir(d, code=Exit.SHARED_DIR_UNUSABLE,
+                               fix="pass a shared directory you can write, of your own")
         return self.path
 
     # ------------------------------------------------------------------ files

@@ -26,7 +26,7 @@ def rcfile_text(cluster: str) -> str:
 def shell_body(shell: str = "bash") -> Any:
     def body(cluster: NodeCluster, guard: Guard) -> int:
         from ksi.plan.paths import write_private
-        from ksi.workload.script import exit_status
+        from ksi.workload.script import wait_workload
 
         plan = cluster.plan
         variables = cluster.variables()
@@ -42,13 +42,7 @@ def shell_body(shell: str = "bash") -> Any:
             argv = [shell]  # reads its commands from stdin
         proc = cluster.runner.spawn(argv, env=variables, cwd=str(plan.workdir),
                                     foreground=interactive)
-        guard.workload = proc
-        guard.mode = "workload"
-        try:
-            return exit_status(proc.wait())
-        finally:
-            guard.mode = "teardown"
-            guard.workload = None
+        return wait_workload(guard, proc)
 
     return body
 

@@ -24,24 +24,23 @@ def default_state_root(environ: Mapping[str, str]) -> Path:
     return Path(f"/tmp/ksi-{os.getuid()}")
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create path (mode 0700) or check an existing one is ours, not a symlink, and private."""
+def ensure_private_dir(path: Path, *, code: Exit = Exit.STATE_UNSAFE,
+                       fix: str = "set KSI_STATE_DIR to a directory of your own") -> Path:
+    """Create path (mode 0700) or check an existing one is ours, not a symlink, and private.
+    A missing parent is created too (it may have been removed by another job meanwhile)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
     except OSError as exc:
-        raise KsiError(f"cannot create the state directory {path}: {exc.strerror}",
-                       "set state_dir (KSI_STATE_DIR) to a writable node-local directory",
-                       code=Exit.STATE_UNSAFE) from None
+        raise KsiError(f"cannot create {path}: {exc.strerror}", fix, code=code) from None
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise KsiError(f"state path {path} is not a directory (a symlink or file is in the way)",
-                       f"remove {path} or set KSI_STATE_DIR elsewhere", code=Exit.STATE_UNSAFE)
+        raise KsiError(f"{path} is not a directory (a symlink or file is in the way)",
+                       f"remove {path}, or: {fix}", code=code)
     if st.st_uid != os.getuid():
-        raise KsiError(f"state directory {path} belongs to uid {st.st_uid}, not to you",
-                       "set KSI_STATE_DIR to a directory of your own", code=Exit.STATE_UNSAFE)
+        raise KsiError(f"{path} belongs to uid {st.st_uid}, not to you", fix, code=code)
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
     return path

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Mapping
 from ksi.errors import Exit, KsiError
 
 if TYPE_CHECKING:
+    import subprocess
+
     from ksi.runner import Runner
     from ksi.signals import Guard
 
@@ -38,6 +40,11 @@ def exit_status(returncode: int) -> int:
 def run_script(runner: Runner, guard: Guard, script: Path, *, workdir: Path,
                variables: Mapping[str, str], shell: str = "bash") -> int:
     proc = runner.spawn([shell, str(script)], env=dict(variables), cwd=str(workdir))
+    return wait_workload(guard, proc)
+
+
+def wait_workload(guard: Guard, proc: subprocess.Popen) -> int:
+    """Wait for the workload with signals forwarded to it; its exit status."""
     guard.workload = proc
     guard.mode = "workload"
     try:
