@@ -438,3 +438,23 @@ def test_podman_node_volumes_do_not_outlive_a_forced_removal(emu_env: dict,
     assert len(made) == 1 and made[0]["argv"][2:4] == ["--label",
                                                        made[0]["argv"][-1][:-4] + "=true"]
     assert leftovers(emu_env) == NOTHING
+
+
+@pytest.mark.parametrize("node", [0, 2])
+def test_dry_run_of_a_multi_node_step_shows_the_federation(emu_env: dict, workdir: Path,
+                                                           tmp_path: Path, node: int) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_NODEID": str(node),
+           "SLURM_PROCID": str(node), "SLURM_STEP_NUM_NODES": "3",
+           "SLURM_STEP_NODELIST": "node[1-3]", "KSI_API_ADDRESS": "10.79.0.1" + str(node + 1)}
+    res = run_ksi(["run", "--dry-run", "wl.sh", str(tmp_path)], env, workdir)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert f"apiServerAddress: 10.79.0.1{node + 1}" in out
+    assert f"podSubnet: 10.100.{16 * node}.0/20" in out and "protocol: UDP" in out
+    assert "liqoctl install kind --cluster-id ksi-77-0-" in out
+    peers = [ln for ln in out.splitlines() if "liqoctl peer" in ln]
+    assert len(peers) == (2 if node == 0 else 0)
+    assert ("bash " in out) == (node == 0)  # only the head runs the workload
+    assert calls(emu_env) == [] and not Path(emu_env["KSI_STATE_DIR"]).exists()
+    assert not (tmp_path / ".ksi").exists()

@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ksi.plan import kindconfig
-from ksi.plan.ports import PortBook
+from ksi.plan.ports import PortBook, port_in_use
 from ksi.runner import quote
 
 if TYPE_CHECKING:
@@ -30,6 +30,11 @@ def print_plan(plan: Plan, runner: Runner, opts: RunOptions, out=None) -> None:
     k8s = plan.k8s_port or book.peek_free(lo, hi)
     api = book.peek_free(alo, ahi) or alo
     provider = providers.get(plan.provider, runner)
+    liqo_steps: list[list[str]] = []
+    if plan.mode == "federated":
+        from ksi.federate.run import dry_run
+
+        liqo_steps = dry_run(plan, runner, api)
     kind = Kind(runner, provider, systemd_scope=s.systemd_scope)
     kc = plan.kubeconfig
     w = out.write
@@ -50,8 +55,17 @@ def print_plan(plan: Plan, runner: Runner, opts: RunOptions, out=None) -> None:
     missing = [b for b in (provider.binary, "kind", "kubectl") if not runner.which(b)]
     if missing:
         w(f"missing:      {', '.join(missing)} not on PATH -- run 'ksi doctor'\n")
+    gateway = None
+    if liqo_steps:
+        role = "head: peers the others, runs the workload" if plan.env.node_id == 0 \
+            else "member: its cluster becomes a virtual node of the head's"
+        w(f"federation:   node {plan.env.node_id} of {plan.env.num_nodes} at "
+          f"{plan.api_address} ({role}); pods {plan.pod_subnet}, services "
+          f"{plan.service_subnet}; Liqo gateway NodePort {plan.gateway_nodeport}/udp\n")
+        gateway = next((p for p in range(lo, hi + 1)
+                        if p not in (k8s, plan.gateway_nodeport) and not port_in_use(p)), None)
     w("kind config:\n")
-    cfg = kindconfig.dump(plan.kind_config(k8s, api))
+    cfg = kindconfig.dump(plan.kind_config(k8s, api, gateway))
     w("".join(f"  {line}\n" for line in cfg.splitlines()))
     ctl = ["kubectl", "--kubeconfig", str(kc), "--context", plan.context]
     steps = [
@@ -62,9 +76,10 @@ def print_plan(plan: Plan, runner: Runner, opts: RunOptions, out=None) -> None:
         [*ctl, "apply", "-f", "-"],
         [*ctl, "-n", admin.NAMESPACE, "create", "token", admin.ACCOUNT, "--duration=<job>s"],
     ]
+    steps += liqo_steps
     for m in opts.manifests:
         steps.append([*ctl, "apply", "-f", m])
-    if plan.workload:
+    if plan.workload and (plan.mode != "federated" or plan.env.node_id == 0):
         steps.append(["bash", str(plan.workload)])
     steps.append(kind.argv("delete", "cluster", "--name", plan.cluster, "--kubeconfig", str(kc)))
     w("commands:\n")

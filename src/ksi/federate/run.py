@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -483,3 +484,29 @@ def _unique(items: list[str]) -> list[str]:
         if x and x not in out:
             out.append(x)
     return out
+
+
+def dry_run(plan: Plan, runner: Runner, api_port: object = "<api port>") -> list[list[str]]:
+    """For --dry-run of a multi-node step: decide this node's address, subnets and gateway
+    port on the plan (as prepare() would, without the rendezvous) and return the Liqo
+    commands this node would run. Changes nothing."""
+    s, env = plan.settings, plan.env
+    me, n = env.node_id, env.num_nodes
+    plan.api_address = address.node_address(s.api_address, env.hostname, env.nodes)
+    lan = address.lan_cidr(plan.api_address, runner)
+    nets = subnets.for_node(s.pod_subnet_pool, s.service_subnet_pool, me, n,
+                            extra_reserved=[("the node network", lan)])
+    plan.pod_subnet, plan.service_subnet = nets.pod, nets.service
+    lo, hi = s.port_range()
+    plan.gateway_nodeport = hi if plan.k8s_port != hi else hi - 1
+    liqo = Liqo(runner, plan.kubeconfig)
+    steps = [liqo.install_argv(plan.cluster, f"https://{plan.api_address}:{api_port}",
+                               [lan], env.hostname)]
+    if me == 0:
+        for m in range(1, n):
+            steps.append(liqo.peer_argv(pathlib.Path(f"<shared>/.ksi/{env.job_id}.{env.step_id}/"
+                                             f"kubeconfig-{m}"), plan.gateway_nodeport,
+                                        f"<address of {env.nodes[m] if m < len(env.nodes) else m}>",
+                                        0))
+            steps[-1][steps[-1].index("--gw-client-port") + 1] = "<its gateway host port>"
+    return steps
