@@ -69,6 +69,7 @@ class Context:
     port_range: tuple[int, int] = (30000, 32767)
     api_port_range: tuple[int, int] = (41000, 41999)
     lock_dir: str = "/tmp/ksi-locks"
+    runtime_mode: str = "user"
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     uid: int = field(default_factory=os.getuid)
 
@@ -103,7 +104,8 @@ def context_from(settings: Settings, runner: Runner, *, root: Optional[str] = No
     return Context(runner=runner, provider=prov, root=Path(root), clusters=clusters,
                    shared_dir=shared_dir, bypass4netns=settings.bypass4netns,
                    port_range=settings.port_range(), api_port_range=settings.api_port_range(),
-                   lock_dir=settings.lock_dir, environ=environ)
+                   lock_dir=settings.lock_dir, runtime_mode=settings.runtime_mode,
+                   environ=environ)
 
 
 # ------------------------------------------------------------------------ versions
@@ -464,10 +466,15 @@ def check_job_runtime(ctx: Context) -> Check:
     if found.ok:
         return Check("job-scoped runtime", PASS,
                      f"possible: task cgroup {found.task_cgroup} is delegated to you")
-    return Check("job-scoped runtime", WARN,
-                 f"runtime_mode=job not possible here: {found.line()} (runtime_mode=user works "
-                 "without it, but node containers then run outside the job's cgroup)",
-                 "ask an admin to install contrib/site-hooks/ksi-delegate-cgroup (docs/runtime.md)")
+    if ctx.runtime_mode != "job":
+        return Check("job-scoped runtime", SKIP,
+                     f"not configured (runtime_mode=user: node containers run outside the job's "
+                     f"cgroup); runtime_mode=job would need: {found.line()}")
+    return Check("job-scoped runtime", FAIL,
+                 f"runtime_mode=job is configured but not possible here: {found.line()}",
+                 "ask an admin to install contrib/site-hooks/ksi-delegate-cgroup "
+                 "(docs/runtime.md), or set runtime_mode = user",
+                 int(Exit.RUNTIME_MODE_REFUSED))
 
 
 def check_node_cgroups(ctx: Context) -> Check:
