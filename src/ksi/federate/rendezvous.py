@@ -69,21 +69,10 @@ class JobDir:
 
     def write_text(self, name: str, text: str) -> Path:
         """Atomic write (temporary file, fsync, rename), mode 0600."""
+        from ksi.plan.paths import write_private
+
         final = self.file(name)
-        tmp = self.path / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_private(final, text)
         return final
 
     def write(self, name: str, data: dict[str, Any]) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,8 +48,9 @@ def ensure_private_dir(path: Path, *, code: Exit = Exit.STATE_UNSAFE,
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file atomically with mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write a file atomically (temporary file, fsync, rename) with mode 0600; safe from
+    several threads of one process (the multi-node heartbeat writes beside the main thread)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:

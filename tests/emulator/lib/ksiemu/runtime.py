@@ -864,6 +864,10 @@ class Runtime:
                     self.die(("inspecting object: " if old else "") + f'no such object: "{n}"')
                 self.die(f"1 errors:\nno such object: {n}")
             objs.append(self.inspect_obj(c))
+        return self.print_objs(objs, fmt)
+
+    def print_objs(self, objs: List[Dict[str, Any]], fmt: Optional[str]) -> int:
+        """inspect's output: each object through the --format template, else a JSON list."""
         if fmt:
             for o in objs:
                 try:
@@ -895,12 +899,7 @@ class Runtime:
                     self.die(("inspecting object: " if old else "") + f"{n}: image not known")
                 self.die(f"1 errors:\nno such image: {n}")
             objs.append(self.image_obj(n))
-        if fmt:
-            for o in objs:
-                state.out(_gotmpl().render(fmt, o))
-        else:
-            state.out(json.dumps(objs, indent=4))
-        return 0
+        return self.print_objs(objs, fmt)
 
     # ------------------------------------------------------------------ logs / exec
     def cmd_logs(self, argv: List[str]) -> int:
