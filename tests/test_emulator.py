@@ -867,6 +867,13 @@ spec:
         "kubectl", "get", "pods", "-l", "job-name=bad", "-o", "jsonpath={.items[0].status.phase}"
     )
     assert r.stdout == "Failed"
+    # several resource types, structured output: ONE List (kubectl's printGeneric)
+    r = e.run("kubectl", "get", "jobs,pods", "-o", "json")
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "List"
+    assert {"Job", "Pod"} == {i["kind"] for i in doc["items"]}
+    r = e.run("kubectl", "get", "jobs,pods", "-o", "jsonpath={.items[*].kind}")
+    assert sorted(set(r.stdout.split())) == ["Job", "Pod"]
     r = e.run("kubectl", "apply", "-f", "-", input=job)
     assert r.stdout == "job.batch/hello unchanged\njob.batch/bad unchanged\n"
     r = e.run("kubectl", "create", "-f", "-", input=job)
@@ -951,7 +958,7 @@ def test_liqo_cross_host_peering(emu: Emu) -> None:
             KSI_EMU_HOSTNAME=f"node{i}",
         )
         assert r.returncode == 0, r.stderr
-        assert " INFO  " in r.stderr
+        assert "\nINFO: Installer initialized\n" in r.stderr  # (text mode: \r reads as \n)
     peer = [
         "liqoctl",
         "peer",
@@ -1029,6 +1036,13 @@ def test_liqo_cross_host_peering(emu: Emu) -> None:
     )
 
 
+def apiport(kubeconfig: str) -> str:
+    import yaml
+
+    server = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
+    return server.rsplit(":", 1)[1]
+
+
 def test_liqo_default_api_address_unreachable_across_hosts(emu: Emu) -> None:
     ip = host_ip()
     if ip == "127.0.0.1":
@@ -1057,9 +1071,48 @@ def test_liqo_default_api_address_unreachable_across_hosts(emu: Emu) -> None:
         str(emu.tmp / "d1.kubeconfig"),
         "--remote-kubeconfig",
         str(emu.tmp / "d2.kubeconfig"),
+        "--networking-disabled",
         KSI_EMU_HOSTNAME="n1",
     )
-    assert r.returncode == 1 and "failed to establish the authentication" in r.stderr
+    assert r.returncode == 1 and "ERRO: Unable to ensure authentication" in r.stderr
+
+
+def test_liqo_without_networking_as_real_liqoctl_1_0_1(emu: Emu) -> None:
+    """What a real liqoctl v1.0.1 did here with networking.enabled=false: peer needs
+    --networking-disabled, info says Disabled, the virtual node shows up a moment after peer
+    returns and the offloading status may lag behind it."""
+    ip = host_ip()
+    if ip == "127.0.0.1":
+        pytest.skip("needs a non-loopback address")
+    kc = {}
+    for i in (1, 2):
+        cfg = KIND_CFG + f"networking:\n  apiServerAddress: {ip}\n"
+        assert emu.create(f"n{i}", None, cfg, KSI_EMU_HOSTNAME=f"h{i}").returncode == 0
+        kc[i] = str(emu.tmp / f"n{i}.kubeconfig")
+        r = emu.run("liqoctl", "install", "kind", "--cluster-id", f"n{i}", "--kubeconfig", kc[i],
+                    "--set", f"apiServer.address=https://{ip}:{apiport(kc[i])}",
+                    "--set", "networking.enabled=false", KSI_EMU_HOSTNAME=f"h{i}")
+        assert r.returncode == 0, r.stderr
+    peer = ["liqoctl", "peer", "--kubeconfig", kc[1], "--remote-kubeconfig", kc[2]]
+    r = emu.run(*peer, KSI_EMU_HOSTNAME="h1")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        "ERRO: Unable to ensure networking: unable to retrieve pod CIDR: the pod CIDR is not "
+        "yet configured: missing status on the Network resource")
+    r = emu.run(*peer, "--networking-disabled", KSI_EMU_HOSTNAME="h1", KSI_EMU_VN_AFTER="30",
+                KSI_EMU_OFFLOADING_LAG="60")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.rstrip().endswith("INFO: ResourceSlice resources: Accepted")
+    r = emu.run("kubectl", "--kubeconfig", kc[1], "wait", "--for=condition=Ready", "node",
+                "-l", "liqo.io/remote-cluster-id=n2", "--timeout=1s", KSI_EMU_HOSTNAME="h1")
+    assert r.returncode == 1 and r.stderr == "error: no matching resources found\n"
+    info = json.loads(emu.run("liqoctl", "info", "-o", "json", "--kubeconfig", kc[1],
+                              KSI_EMU_HOSTNAME="h1").stdout)
+    assert sorted(info) == ["health", "local", "peerings"]  # no network section
+    assert info["local"]["APIServerAddr"].startswith(f"https://{ip}:")
+    assert info["peerings"]["peers"] == [{
+        "clusterID": "n2", "role": "Provider", "networkingStatus": "Disabled",
+        "authenticationStatus": "Healthy", "offloadingStatus": "Unhealthy"}]
 
 
 def test_fault_counter_is_shared_state(emu: Emu) -> None:

@@ -414,14 +414,24 @@ def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
     for peer in liqo_state(rec).get("peers", {}).values():
         if peer.get("role") != "provider" or not peer.get("virtual_node"):
             continue
+        if now < peer.get("visible_at", 0):  # the virtual kubelet has not registered yet
+            continue
         ready = now >= peer["ready_at"]
+        # the labels of a real Liqo 1.0.1 virtual node (seen here); the provider's cluster
+        # labels (liqoctl install --cluster-labels) are propagated to it
         labels = {
-            "liqo.io/type": "virtual-node",
-            "liqo.io/remote-cluster-id": peer["cluster_id"],
+            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
             "kubernetes.io/hostname": peer["cluster_id"],
+            "kubernetes.io/os": "linux",
             "kubernetes.io/role": "agent",
-            "type": "virtual-kubelet",
+            "liqo.io/provider": "kind",
+            "liqo.io/remote-cluster-id": peer["cluster_id"],
+            "liqo.io/type": "virtual-node",
             "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+            "storage.liqo.io/available": "true",
         }
         labels.update(peer.get("labels") or {})
         o = mk("v1", "Node", peer["cluster_id"], None, peer["created"], labels=labels)
@@ -431,7 +441,6 @@ def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
             ]
         }
         o["status"] = node_status(ready, peer["ready_at"], "")
-        o["status"]["nodeInfo"]["kubeletVersion"] = "v1.34.0"
         res.append(o)
     return res
 
@@ -1063,7 +1072,13 @@ def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
     faults.delay("kubectl", "get")
     rtypes, names = split_targets(pos)
     out = cli.get_str(g, "output")
-    for rtype in rtypes.split(","):
+    # kubectl prints ONE document for structured output, whatever the number of resource types
+    # (a List, or the object itself for one named object): k8s.io/kubectl pkg/cmd/get/get.go,
+    # printGeneric ("allItems", "isList := len(infos) != 1 || ... !singleItemImplied")
+    structured = out in ("json", "yaml") or out.startswith(("jsonpath=", "jsonpath-as-json="))
+    every: List[Dict[str, Any]] = []
+    types = rtypes.split(",")
+    for rtype in types:
         kind, plural, group, nsd = resource(rtype)
         all_ns = bool(g["all_namespaces"]) and nsd
         ns = None if (all_ns or not nsd) else conn.namespace
@@ -1088,6 +1103,9 @@ def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
                 found += m
             objs = found
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        if structured and len(types) > 1:
+            every += objs
+            continue
         if not objs and not names and out in ("", "wide"):
             if nsd and not all_ns:
                 state.err(f"No resources found in {ns} namespace.")
@@ -1097,6 +1115,8 @@ def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
         print_objects(
             objs, out, kind, bool(names) and len(names) == 1, bool(g["no_headers"]), all_ns
         )
+    if structured and len(types) > 1:
+        print_objects(every, out, "", False, bool(g["no_headers"]), False)
 
 
 def parse_docs(paths: List[str]) -> List[Tuple[str, Dict[str, Any]]]:

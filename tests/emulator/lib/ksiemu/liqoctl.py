@@ -1,9 +1,16 @@
 """Emulated ``liqoctl`` (Liqo v1.0.x behaviour; see /work/shared/notes/liqo-peering.md).
 
 Liqo state of a cluster lives in ``$KSI_EMU_STATE/clusters/<id>/liqo.json``:
-installation (cluster id, labels, advertised ``apiServer.address``), peers
-(role, virtual node, ready time) and offloaded namespaces.  v1.0 logs
-``INFO``/``WARN``/``ERRO`` lines to stderr (pterm), exit 1 on error.
+installation (cluster id, labels, advertised ``apiServer.address``, networking module),
+peers (role, virtual node, times) and offloaded namespaces.
+
+Checked against a real liqoctl v1.0.1 (built from its Go module, run on real kind here;
+tests/e2e/README-realkind.md): progress and ``INFO: ``/``ERRO: `` lines go to stderr, each
+after a pterm spinner clear (``\r`` + spaces + ``\r``); exit 1 on error; a flag error is
+cobra's ``Error: unknown flag: --x``; an unknown command prints the help and exits 0. With
+the networking module off, peer needs ``--networking-disabled`` and ``info`` says
+``Disabled``; the virtual node appears a moment after ``peer`` returns; ``info``'s
+offloading status may lag behind a Ready virtual node.
 """
 
 from __future__ import annotations
@@ -28,12 +35,19 @@ class LErr(Exception):
     pass
 
 
+SPINNER_CLEAR = "\r" + " " * 80 + "\r"   # pterm, when stderr is not a terminal
+
+
 def info(msg: str) -> None:
-    state.err(" INFO  " + msg)
+    state.err(SPINNER_CLEAR + "INFO: " + msg)
 
 
 def warn(msg: str) -> None:
-    state.err(" WARN  " + msg)
+    state.err(SPINNER_CLEAR + "WARN: " + msg)
+
+
+def progress(msg: str) -> None:
+    state.err(SPINNER_CLEAR + msg)
 
 
 def liqo_path(rec: Dict[str, Any]) -> str:
@@ -67,7 +81,7 @@ def connect(kcfg: str, ctx: str) -> kubectl.Conn:
                 f'"https://{m.group(1)}/api?timeout=32s": dial tcp {m.group(1)}: '
                 "connect: connection refused"
             ) from e
-        raise LErr(e.msg.replace("error: ", "", 1)) from e
+        raise LErr(e.msg) from e  # real: "ERRO: error: stat /x: no such file or directory"
 
 
 def spec() -> cli.Spec:
@@ -95,6 +109,7 @@ def spec() -> cli.Spec:
     s.add("gw_client_address", "--gw-client-address")
     s.add("gw_client_port", "--gw-client-port")
     s.add("mtu", "--mtu")
+    s.add("networking_disabled", "--networking-disabled", kind="bool")
     s.add("create_resource_slice", "--create-resource-slice")
     s.add("resource_slice_class", "--resource-slice-class")
     s.add("skip_confirm", "--skip-confirm", kind="bool")
@@ -148,8 +163,14 @@ def cmd_install(g: Dict[str, Any], pos: List[str]) -> None:
             "characters or '-', and must start and end with an alphanumeric character"
         )
     conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
-    info("Kubernetes clients successfully initialized")
+    chart = cli.get_str(g, "local_chart_path")
+    if chart and not os.path.isfile(os.path.join(chart, "Chart.yaml")):
+        # helm's chart loader (helm.sh/helm/v3 pkg/chart/loader): the directory has no chart
+        raise LErr(f"Chart.yaml file is missing in {chart}" if os.path.isdir(chart)
+                   else f"path \"{chart}\" not found")
+    progress("Initializing installer")
     info("Installer initialized")
+    progress("Retrieving cluster configuration")
     faults.delay("liqoctl", "install")
     if faults.should_fail("liqoctl", "install"):
         raise LErr(
@@ -174,7 +195,9 @@ def cmd_install(g: Dict[str, Any], pos: List[str]) -> None:
         rec.get("node_ip", "172.18.0.2")
     )
     info("Cluster configuration correctly retrieved")
+    progress("Generating installation parameters")
     info("Installation parameters correctly generated")
+    progress("Installing or upgrading Liqo... (this may take a few minutes)")
 
     def upd(cur: Dict[str, Any]) -> Dict[str, Any]:
         prev_id = cur.get("cluster_id")
@@ -194,7 +217,9 @@ def cmd_install(g: Dict[str, Any], pos: List[str]) -> None:
                 "version": faults.version("liqoctl", LIQO_DEFAULT),
                 "installed_at": cur.get("installed_at", time.time()),
                 "provider": provider,
-                "telemetry": not g["disable_telemetry"],
+                "telemetry": not g["disable_telemetry"] and not chart,
+                # chart value networking.enabled (deployments/liqo/values.yaml, default true)
+                "networking": values.get("networking.enabled", "true").lower() != "false",
             }
         )
         cur.setdefault("peers", {})
@@ -202,7 +227,9 @@ def cmd_install(g: Dict[str, Any], pos: List[str]) -> None:
         return cur
 
     update(rec, upd)
-    info("All Set! You can use Liqo now!")
+    info("All Set! You can now proceed establishing a peering (liqoctl peer --help for more "
+         "information)")
+    info("Make sure to use the same version of Liqo on all remote clusters")
 
 
 def require_installed(conn: kubectl.Conn, which: str) -> Dict[str, Any]:
@@ -238,11 +265,10 @@ def reachable_from(host: str, url: str, consumer: Dict[str, Any], provider: Dict
 def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
     if pos:
         raise LErr(f'unknown command "{pos[0]}" for "liqoctl peer"')
-    if not cli.get_str(g, "remote_kubeconfig"):
-        raise LErr('required flag(s) "remote-kubeconfig" not set')
+    if cli.get_str(g, "remote_kubeconfig") == cli.get_str(g, "kubeconfig"):
+        raise LErr("error: local and remote clusters must be different")
     local = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
     remote = connect(cli.get_str(g, "remote_kubeconfig"), cli.get_str(g, "remote_context"))
-    info("Kubernetes clients successfully initialized")
     lst = require_installed(local, "local cluster")
     rst = require_installed(remote, "remote cluster")
     if lst["cluster_id"] == rst["cluster_id"]:
@@ -278,43 +304,35 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
             raise LErr(
                 "failed to establish the peering: emulated failure (KSI_EMU_FAIL=liqoctl:peer)"
             )
+        # liqoctl's order (pkg/liqoctl/peer/handler.go RunPeer): networking, authentication,
+        # offloading (ResourceSlice)
+        networking = not g["networking_disabled"]
+        if networking:
+            peer_networking(g, local, remote, lst, rst, timeout)
         # control plane: the consumer's controllers reach the provider's advertised API address
+        progress("Ensuring tenant namespace")
+        info("Tenant namespace correctly ensured")
         if not reachable_from(local.rec["host"], rst["api_address"], local.rec, remote.rec):
-            info("Waiting for the authentication to be established...")
+            progress("Waiting for nonce to be generated")
             raise LErr(
-                'failed to establish the authentication: Get "{}/api?timeout=32s": dial tcp {}: '
+                'Unable to ensure authentication: Get "{}/api?timeout=32s": dial tcp {}: '
                 "i/o timeout".format(rst["api_address"], rst["api_address"].split("://", 1)[-1])
             )
-        info("Peering authentication established")
-        # data plane: gateway NodePort on the provider mapped to the client port (UDP)
-        gw_type = cli.get_str(g, "gw_type", "LoadBalancer")
-        nodeport = cli.get_str(g, "gw_nodeport")
-        caddr = cli.get_str(g, "gw_client_address")
-        cport = cli.get_str(g, "gw_client_port")
-        ok = gw_type == "NodePort" and nodeport and caddr and cport
-        if ok:
-            ok = any(
-                str(pm.get("protocol", "TCP")).upper() == "UDP"
-                and int(pm.get("containerPort") or 0) == int(nodeport)
-                and int(pm.get("hostPort") or 0) == int(cport)
-                for pm in remote.rec.get("portMappings", [])
-            )
-        if ok and clusters.is_loopback(caddr) and remote.rec["host"] != local.rec["host"]:
-            ok = False
-        if not ok:
-            info("Gateway server created on the provider cluster")
-            time.sleep(min(timeout, state.env_float("KSI_EMU_PEER_FAIL_AFTER", 0.0)))
-            raise LErr(
-                "timed out waiting for the gateway connection to be established: context deadline "
-                "exceeded "
-                "(gateway {}:{} not reachable: check the NodePort {}/UDP mapping on the "
-                "provider)".format(caddr or "<unset>", cport or "<unset>", nodeport or "<unset>")
-            )
-        info("Gateway server created on the provider cluster")
-        info("Gateway client created on the consumer cluster")
-        info("Connection established")
+        for step, done in (("Ensuring nonce secret", "Nonce secret ensured"),
+                           ("Waiting for nonce to be generated", "Nonce generated successfully"),
+                           ("Ensuring signed nonce", "Signed nonce secret ensured"),
+                           ("Generating tenant", "Tenant correctly generated"),
+                           ("Applying tenant on provider cluster",
+                            "Tenant correctly applied on provider cluster"),
+                           ("Generating identity", "Identity correctly generated"),
+                           ("Applying identity on consumer cluster",
+                            "Identity correctly applied on consumer cluster")):
+            progress(step)
+            info(done)
         now = time.time()
         ready = now + state.env_float("KSI_EMU_PEER_READY_AFTER", 0.0)
+        # the virtual kubelet registers its Node a moment after peer returns (real: 1-5 s)
+        visible = now + state.env_float("KSI_EMU_VN_AFTER", 0.0)
         rslice = cli.get_str(g, "create_resource_slice", "true").lower() != "false"
 
         def add_provider(cur: Dict[str, Any]) -> Dict[str, Any]:
@@ -323,6 +341,9 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
                 "role": "provider",
                 "created": now,
                 "ready_at": ready,
+                "visible_at": visible,
+                "offloading_at": ready + state.env_float("KSI_EMU_OFFLOADING_LAG", 0.0),
+                "networking": networking,
                 "virtual_node": rslice,
                 "labels": rst.get("labels", {}),
                 "cluster": remote.rec["id"],
@@ -336,6 +357,7 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
                 "role": "consumer",
                 "created": now,
                 "ready_at": ready,
+                "networking": networking,
                 "virtual_node": False,
                 "cluster": local.rec["id"],
             }
@@ -343,10 +365,12 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
 
         update(local.rec, add_provider)
         update(remote.rec, add_consumer)
-        info("Tenant namespace created on the provider cluster")
-        info("ResourceSlice created")
-        info("ResourceSlice authentication: Accepted")
-        info("ResourceSlice resources: Accepted")
+        if rslice:
+            progress("Creating ResourceSlice")
+            info("ResourceSlice created")
+            progress("Waiting for ResourceSlice authentication to be accepted")
+            info("ResourceSlice authentication: Accepted")
+            info("ResourceSlice resources: Accepted")
     finally:
 
         def unmark(cur: Dict[str, Any]) -> Dict[str, Any]:
@@ -354,6 +378,43 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
             return cur
 
         update(local.rec, unmark)
+
+
+def peer_networking(g: Dict[str, Any], local: kubectl.Conn, remote: kubectl.Conn,
+                    lst: Dict[str, Any], rst: Dict[str, Any], timeout: float) -> None:
+    """The networking part of peer: the gateway server on the provider (a NodePort mapped to
+    a host UDP port), the client on the consumer connecting to it."""
+    progress("Retrieving network configuration")
+    if not lst.get("networking", True) or not rst.get("networking", True):
+        # real liqoctl 1.0.1 against an installation with networking.enabled=false (seen here)
+        raise LErr("Unable to ensure networking: unable to retrieve pod CIDR: the pod CIDR is "
+                   "not yet configured: missing status on the Network resource")
+    info("Network configuration correctly retrieved")
+    gw_type = cli.get_str(g, "gw_type", "LoadBalancer")
+    nodeport = cli.get_str(g, "gw_nodeport")
+    caddr = cli.get_str(g, "gw_client_address")
+    cport = cli.get_str(g, "gw_client_port")
+    ok = gw_type == "NodePort" and nodeport and caddr and cport
+    if ok:
+        ok = any(
+            str(pm.get("protocol", "TCP")).upper() == "UDP"
+            and int(pm.get("containerPort") or 0) == int(nodeport)
+            and int(pm.get("hostPort") or 0) == int(cport)
+            for pm in remote.rec.get("portMappings", [])
+        )
+    if ok and clusters.is_loopback(caddr) and remote.rec["host"] != local.rec["host"]:
+        ok = False
+    info("Gateway server created on the provider cluster")
+    if not ok:
+        time.sleep(min(timeout, state.env_float("KSI_EMU_PEER_FAIL_AFTER", 0.0)))
+        raise LErr(
+            "Unable to ensure networking: timed out waiting for the gateway connection to be "
+            "established: context deadline exceeded (gateway {}:{} not reachable: check the "
+            "NodePort {}/UDP mapping on the provider)".format(
+                caddr or "<unset>", cport or "<unset>", nodeport or "<unset>")
+        )
+    info("Gateway client created on the consumer cluster")
+    info("Connection established")
 
 
 def _alive(pid: int) -> bool:
@@ -385,7 +446,24 @@ def cmd_unpeer(g: Dict[str, Any], pos: List[str]) -> None:
 
 
 def status_of(peer: Dict[str, Any]) -> str:
-    return "Healthy" if time.time() >= peer["ready_at"] else "Pending"
+    return "Healthy" if time.time() >= peer["ready_at"] else "Unhealthy"
+
+
+def peer_statuses(p: Dict[str, Any]) -> Dict[str, str]:
+    """liqoctl info's module statuses (pkg/liqoctl/info/common CheckModuleStatus): a module
+    not in use is Disabled. The offloading status of a provider lags behind its virtual node
+    by KSI_EMU_OFFLOADING_LAG seconds (set at peer time; real 1.0.1: up to a minute, seen
+    here)."""
+    s = status_of(p)
+    offload = "Disabled"
+    if p["role"] == "provider":
+        at = p.get("offloading_at", p["ready_at"])
+        offload = "Healthy" if time.time() >= at else "Unhealthy"
+    return {
+        "networkingStatus": s if p.get("networking", True) else "Disabled",
+        "authenticationStatus": s,
+        "offloadingStatus": offload,
+    }
 
 
 def cmd_info(g: Dict[str, Any], pos: List[str]) -> None:
@@ -394,35 +472,28 @@ def cmd_info(g: Dict[str, Any], pos: List[str]) -> None:
     net = conn.rec["config"]["networking"]
     peers = []
     for p in sorted(st.get("peers", {}).values(), key=lambda x: x["cluster_id"]):
-        s = status_of(p)
-        peers.append(
-            {
-                "clusterID": p["cluster_id"],
-                "role": "Provider" if p["role"] == "provider" else "Consumer",
-                "networkingStatus": s,
-                "authenticationStatus": s,
-                "offloadingStatus": s if p["role"] == "provider" else "Disabled",
-            }
-        )
-    data = {
+        peers.append({"clusterID": p["cluster_id"],
+                      "role": "Provider" if p["role"] == "provider" else "Consumer",
+                      **peer_statuses(p)})
+    labels = {"liqo.io/provider": st.get("provider", "kind"), **st.get("labels", {})}
+    # the shape real liqoctl 1.0.1 printed here (sections health, local, [network], peerings)
+    data: Dict[str, Any] = {
+        "health": {"healthy": True},
         "local": {
             "clusterID": st["cluster_id"],
             "version": "v" + st.get("version", LIQO_DEFAULT),
-            "k8sVersion": "v1.34.0",
-            "labels": st.get("labels", {}),
-            "apiServerAddr": st["api_address"],
+            "labels": labels,
+            "APIServerAddr": st["api_address"],
         },
-        "health": {"healthy": True},
-        "network": {
+    }
+    if st.get("networking", True):
+        data["network"] = {
             "podCIDR": net["podSubnet"],
             "serviceCIDR": net["serviceSubnet"],
             "externalCIDR": "10.70.0.0/16",
             "internalCIDR": "10.80.0.0/16",
-            "reservedSubnets": st.get("reserved_subnets", []),
-        },
-        "peerings": {"peers": peers},
-        "offloading": {"namespaces": sorted(st.get("offloaded", {}))},
-    }
+        }
+    data["peerings"] = {"peers": peers}
     out = cli.get_str(g, "output")
     if out == "json":
         state.out(json.dumps(data, indent=2))
@@ -430,28 +501,25 @@ def cmd_info(g: Dict[str, Any], pos: List[str]) -> None:
     if out == "yaml":
         sys.stdout.write(kubectl.yaml_dump(data))
         return
-    state.out("┌─ Local installation info ───────────────────────────────────────┐")
-    state.out("|  Cluster ID: {}".format(st["cluster_id"]))
-    state.out("|  Version: v{}".format(st.get("version", LIQO_DEFAULT)))
-    state.out("|  K8s version: v1.34.0")
-    state.out("└──────────────────────────────────────────────────────────────────┘")
-    state.out("┌─ Active peerings ───────────────────────────────────────────────┐")
+    bar = "─" * 64
+    state.out(f"┌─ Local installation info {bar}┐")
+    state.out("|  Cluster ID:     {}".format(st["cluster_id"]))
+    state.out("|  Version:        v{}".format(st.get("version", LIQO_DEFAULT)))
+    state.out("|  K8s API server: {}".format(st["api_address"]))
+    state.out(f"└{bar}┘")
+    state.out(f"┌─ Active peerings {bar}┐")
     for p in peers:
-        state.out(
-            "|  {}  Role: {}  Networking: {}  Authentication: {}  Offloading: {}".format(
-                p["clusterID"],
-                p["role"],
-                p["networkingStatus"],
-                p["authenticationStatus"],
-                p["offloadingStatus"],
-            )
-        )
-    state.out("└──────────────────────────────────────────────────────────────────┘")
+        state.out("|  {}".format(p["clusterID"]))
+        state.out("|      Role:                  {}".format(p["role"]))
+        state.out("|      Networking status:     {}".format(p["networkingStatus"]))
+        state.out("|      Authentication status: {}".format(p["authenticationStatus"]))
+        state.out("|      Offloading status:     {}".format(p["offloadingStatus"]))
+    state.out(f"└{bar}┘")
 
 
 def cmd_offload(g: Dict[str, Any], pos: List[str], on: bool) -> None:
     if len(pos) < 2 or pos[0] != "namespace":
-        raise LErr(f"accepts 1 arg(s), received {max(0, len(pos) - 1)}")
+        raise LErr("namespace name or label selector must be specified")  # real 1.0.1
     ns = pos[1]
     conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
     require_installed(conn, "local cluster")
@@ -472,7 +540,15 @@ def cmd_offload(g: Dict[str, Any], pos: List[str], on: bool) -> None:
 
     update(conn.rec, upd)
     if on:
+        progress(f'Enabling namespace offloading for "{ns}"')
         info(f'Offloading of namespace "{ns}" correctly enabled')
+        progress(f'Waiting for offloading of namespace "{ns}" to complete')
+        providers = [x for x in load(conn.rec).get("peers", {}).values()
+                     if x.get("role") == "provider"]
+        if providers:
+            info("Offloading completed successfully")
+        else:  # real 1.0.1 on a cluster without peerings (seen here)
+            warn("Offloading completed, but no cluster was selected")
     else:
         info(f'Offloading of namespace "{ns}" correctly disabled')
 
@@ -497,9 +573,11 @@ def run(argv: List[str]) -> int:
     try:
         g, pos = cli.parse(argv, spec())
     except cli.FlagError as e:
-        state.err(f" ERRO  {e}")
+        state.err(f"Error: {e}")  # cobra's own message, not liqoctl's printer
         return 1
-    if not pos:
+    known = ("version", "install", "peer", "unpeer", "info", "offload", "unoffload",
+             "uninstall")
+    if not pos or pos[0] not in known:  # real liqoctl: the help, exit 0
         state.out("liqoctl is a CLI tool to install and manage Liqo.")
         return 0
     sub, rest = pos[0], pos[1:]
@@ -523,7 +601,7 @@ def run(argv: List[str]) -> int:
         else:
             raise LErr(f'unknown command "{sub}" for "liqoctl"')
     except LErr as e:
-        state.err(f" ERRO  {e}")
+        state.err(SPINNER_CLEAR + f"ERRO: {e}")
         return 1
     return 0
 
