@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,55 @@ def test_default_state_root_is_private_per_user(tmp_path: Path) -> None:
     with pytest.raises(KsiError) as exc:
         ensure_private_dir(link)
     assert exc.value.code == Exit.STATE_UNSAFE
+
+
+def test_the_telling_line_of_real_liqoctl_output() -> None:
+    """liqoctl 1.0.1 writes pterm lines to stderr: spinner clears ('\\r' + spaces + '\\r'),
+    'INFO: ...', then 'ERRO: ...' followed by more INFO hints (captured here from a real
+    `liqoctl install kind` that timed out)."""
+    from ksi.errors import last_line
+
+    pad = "\r" + " " * 80 + "\r"
+    stderr = (f"{pad}Installing or upgrading Liqo... (this may take a few minutes)\n"
+              f"{pad}Operation canceled: rolling back...\n"
+              f"{pad}ERRO: Error installing or upgrading Liqo: release liqo failed, and has "
+              "been uninstalled due to atomic being set: timed out waiting for the condition\n"
+              "INFO: Likely causes for the installation/upgrade timeout could include:\n"
+              "INFO: * One or more pods failed to start (e.g., they are in the ImagePullBackOff "
+              "status)\n")
+    assert last_line(stderr) == ("ERRO: Error installing or upgrading Liqo: release liqo "
+                                 "failed, and has been uninstalled due to atomic being set: "
+                                 "timed out waiting for the condition")
+
+
+def test_runner_stops_what_helper_threads_still_run() -> None:
+    """At teardown run_node stops commands of helper threads (a `liqoctl peer`, the Liqo
+    install), so that none outlives the run."""
+    import threading
+
+    from ksi.errors import CommandFailed
+    from ksi.runner import Runner
+
+    r = Runner()
+    out: list[BaseException] = []
+    started = threading.Event()
+
+    def helper() -> None:
+        started.set()
+        try:
+            r.run(["sleep", "60"], timeout=120, what="a helper's command")
+        except CommandFailed as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=helper)
+    t.start()
+    started.wait(5)
+    deadline = time.monotonic() + 10
+    while not r._live and time.monotonic() < deadline:  # the Popen is registered
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    assert r.stop_all(grace=1.0) == 1
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 5
+    assert out and "a helper's command failed (exit -15)" in out[0].cause
+    assert r.stop_all() == 0

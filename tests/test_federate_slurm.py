@@ -119,6 +119,37 @@ def test_one_cluster_across_three_nodes(slurm_testbed):
     assert fed.leftovers() == NOTHING
 
 
+def test_late_virtual_nodes_and_a_lagging_offloading_status(slurm_testbed):
+    """As real Liqo 1.0.1 behaved here: the virtual node registers a moment after `liqoctl
+    peer` returns ('no matching resources found' until then), and `liqoctl info` may call
+    offloading Unhealthy for a minute after the node is Ready. KSI waits for the node, and
+    does not wait for that status."""
+    fed = Fed(slurm_testbed, "fed-late")
+    start = time.monotonic()
+    res = fed.run(KSI_EMU_VN_AFTER="2", KSI_EMU_OFFLOADING_LAG="600")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert time.monotonic() - start < 60
+    virtual = [ln for ln in task_lines(out, 0) if " Ready " in f" {ln} " and "agent" in ln]
+    assert len(virtual) == 2, out
+    assert fed.leftovers() == NOTHING
+
+
+def test_without_liqo_networking(slurm_testbed):
+    """liqo_networking = false (a kernel without WireGuard/Geneve, like this one): install
+    with networking.enabled=false, peer with --networking-disabled, no gateway port."""
+    fed = Fed(slurm_testbed, "fed-nonet")
+    res = fed.run(KSI_LIQO_NETWORKING="false")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "networking module off" in out
+    calls = [json.loads(x) for x in (fed.base / "emu" / "calls.jsonl").read_text().splitlines()]
+    peers = [c["argv"] for c in calls if c["tool"] == "liqoctl" and c["argv"][0] == "peer"]
+    assert len(peers) == 2 and all("--networking-disabled" in a and "--gw-client-port" not in a
+                                   for a in peers)
+    assert fed.leftovers() == NOTHING
+
+
 def _assert_failed_everywhere(res, failed_node: str, tasks=(0, 1, 2)) -> None:
     out = res.stdout + res.stderr
     assert res.returncode != 0, out

@@ -18,6 +18,7 @@ from ksi.federate import subnets
 from ksi.federate.liqo import unhealthy
 from ksi.federate.rendezvous import JobDir, Watch, wait_for
 from ksi.federate.run import Federation
+from ksi.settings import OPTIONS
 
 # ---------------------------------------------------------------- subnets
 
@@ -68,6 +69,20 @@ def test_peer_health_from_liqoctl_info():
     assert unhealthy(info, ["a"]) == {}
     assert unhealthy(info, ["a", "b", "c"]) == {"b": "networkingStatus=Unhealthy",
                                                "c": "no peering"}
+
+
+def test_peer_health_as_real_liqo_reports_it():
+    """Real liqoctl 1.0.1 (seen here): without the networking module its status is
+    Disabled; the offloading status may lag behind a Ready virtual node for a minute: KSI
+    waits for the virtual node itself, not for that."""
+    peer = {"clusterID": "m1", "role": "Provider", "networkingStatus": "Disabled",
+            "authenticationStatus": "Healthy", "offloadingStatus": "Unhealthy"}
+    info = {"health": {}, "local": {}, "peerings": {"peers": [peer]}}
+    assert unhealthy(info, ["m1"], networking=False) == {}
+    assert unhealthy(info, ["m1"]) == {"m1": "networkingStatus=Disabled"}
+    peer["authenticationStatus"] = "Unhealthy"
+    assert unhealthy(info, ["m1"], networking=False) == {
+        "m1": "authenticationStatus=Unhealthy"}
 
 # ---------------------------------------------------------------- the directory
 
@@ -157,7 +172,8 @@ def test_a_node_that_left_is_not_dead(tmp_path):
 
 
 def _federation(shared: Path, node: int, n: int, tmp: Path, **settings) -> Federation:
-    values = dict(heartbeat_interval=0.1, heartbeat_timeout=2.0, shared_check_timeout=1.5,
+    values = {o.name: o.default for o in OPTIONS if o.name != "port_range"}  # then the test's
+    values.update(heartbeat_interval=0.1, heartbeat_timeout=2.0, shared_check_timeout=1.5,
                   api_address=f"10.79.0.{11 + node}", pod_subnet_pool="10.100.0.0/14",
                   service_subnet_pool="10.104.0.0/14", systemd_scope=False,
                   peer_concurrency=2, rendezvous_timeout=5.0)

@@ -150,6 +150,32 @@ def test_liqo_archives_are_preloaded_when_cached(emu_env: dict, tmp_path: Path,
     assert images.preload_liqo(k, "c", tmp_path / "empty", "v1.0.1") == []  # type: ignore
 
 
+def test_only_the_liqo_components_that_run_are_loaded(tmp_path: Path) -> None:
+    """A KSI installation never runs telemetry or the uninstaller; without the networking
+    module, metric agent or proxy (chart values) their images are not loaded either."""
+    assert images.liqo_running() == (
+        "liqo-controller-manager", "webhook", "crd-replicator", "virtual-kubelet", "ipam",
+        "fabric", "gateway", "gateway/wireguard", "gateway/geneve", "metric-agent",
+        "cert-creator", "proxy")
+    small = images.liqo_running(False, ["metricAgent.enabled=false", "proxy.enabled=false"])
+    assert small == images.LIQO_CORE
+    d = tmp_path / "cache"
+    d.mkdir()
+    for img in images.liqo_images("v1.0.1"):  # the whole release is cached
+        (d / images.archive_name(img)).write_bytes(make_archive([img]))
+
+    class FakeKind:
+        loaded: list[str] = []
+
+        def load_archive(self, cluster: str, archive: str) -> None:
+            self.loaded.append(archive)
+
+    done = images.preload_liqo(FakeKind(), "c", d, "v1.0.1", small)  # type: ignore[arg-type]
+    assert [Path(x).name for x in done] == [
+        f"ghcr.io_liqotech_{c}_v1.0.1.tar" for c in
+        ("liqo-controller-manager", "webhook", "crd-replicator", "virtual-kubelet")]
+
+
 # ------------------------------------------------------------------ ksi images
 def test_images_save_and_ls(emu_env: dict, workdir: Path, tmp_path: Path) -> None:
     d = tmp_path / "cache"

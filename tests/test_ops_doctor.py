@@ -35,6 +35,11 @@ def good_root(base: Path, uid: int = UID) -> Path:
         for m in ("ip_tables", "ip6_tables", "iptable_nat", "ip6table_nat", "overlay")))
     (root / "proc/4242").mkdir()
     (root / "proc/4242/comm").write_text("bypass4netnsd\n")
+    (root / "sys/module/wireguard").mkdir(parents=True)        # loaded
+    mods = root / "lib/modules/5.14.0-427.el9.x86_64"          # loadable
+    mods.mkdir(parents=True)
+    (mods / "modules.dep").write_text(
+        "kernel/drivers/net/geneve.ko.xz: kernel/net/ipv4/udp_tunnel.ko.xz\n")
     return root
 
 
@@ -110,6 +115,8 @@ def _break(root: Path, what: str) -> None:
         (root / "proc/sys/kernel/osrelease").write_text("4.18.0-553.el8.x86_64\n")
     elif what == "bypass4netnsd":
         (root / "proc/4242/comm").write_text("bash\n")
+    elif what == "kernel for Liqo networking":
+        (root / "sys/module/wireguard").rmdir()
 
 
 @pytest.mark.parametrize("what,status,words,args", [
@@ -119,6 +126,7 @@ def _break(root: Path, what: str) -> None:
     ("inotify limits", "fail", "too low for 20 cluster(s)", ("--clusters", "20")),
     ("kernel for Liqo", "warn", "older than 5.10", ()),
     ("bypass4netnsd", "warn", "bypass4netnsd is not running", ()),
+    ("kernel for Liqo networking", "warn", "no wireguard kernel module", ()),
 ])
 def test_doctor_host_check_fails(doc_env, workdir, what, status, words, args):
     _break(Path(doc_env["KSI_DOCTOR_ROOT"]), what)
@@ -127,6 +135,31 @@ def test_doctor_host_check_fails(doc_env, workdir, what, status, words, args):
     assert words in checks[what]["detail"]
     assert checks[what]["fix"]
     assert code == (93 if status == "fail" else 96)
+
+
+def test_doctor_liqo_version_chart_and_networking(doc_env, workdir, tmp_path):
+    code, checks = doctor(doc_env, workdir)
+    assert checks["Liqo"]["status"] == "pass"
+    assert "liqoctl v1.0.1, chart fetched by liqoctl, networking module on" \
+        in checks["Liqo"]["detail"]
+    env = dict(doc_env, KSI_LIQO_VERSION="v1.1.0")
+    code, checks = doctor(env, workdir)
+    assert checks["Liqo"]["status"] == "warn" and code == 96
+    assert "liqoctl is v1.0.1 but liqo_version is v1.1.0" in checks["Liqo"]["detail"]
+    env = dict(doc_env, KSI_LIQO_CHART=str(tmp_path / "no-chart"))
+    code, checks = doctor(env, workdir)
+    assert checks["Liqo"]["status"] == "fail" and code == 93
+    assert "has no Chart.yaml" in checks["Liqo"]["detail"] and checks["Liqo"]["fix"]
+    (tmp_path / "chart").mkdir()
+    (tmp_path / "chart/Chart.yaml").write_text("name: liqo\n")
+    code, checks = doctor(dict(env, KSI_LIQO_CHART=str(tmp_path / "chart")), workdir)
+    assert checks["Liqo"]["status"] == "pass" and f"chart {tmp_path}/chart" in \
+        checks["Liqo"]["detail"]
+    env = dict(doc_env, KSI_LIQO_NETWORKING="false")
+    (Path(doc_env["KSI_DOCTOR_ROOT"]) / "sys/module/wireguard").rmdir()
+    code, checks = doctor(env, workdir)
+    assert checks["kernel for Liqo networking"]["status"] == "skip"
+    assert "networking module off" in checks["Liqo"]["detail"]
 
 
 def test_doctor_xdg_runtime_dir_and_shared_dir(doc_env, workdir, tmp_path):

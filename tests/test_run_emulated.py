@@ -235,6 +235,29 @@ def test_workload_ignoring_sigterm_is_killed_after_grace(emu_env: dict, workdir:
     assert leftovers(emu_env) == NOTHING
 
 
+def test_sigusr1_never_stops_ksi_and_reaches_the_workload(emu_env: dict,
+                                                           workdir: Path) -> None:
+    """SIGUSR1 (sbatch --signal=USR1@60) is the workload's: during create it is ignored (the
+    default action would kill KSI and leak the cluster), during the workload it is passed on
+    (outside Slurm; under Slurm slurmstepd signals every process of the step itself)."""
+    (workdir / "wl.sh").write_text(
+        "trap 'echo got-usr1 >> usr1' USR1\n"
+        "touch started\n"
+        "while [ ! -e usr1 ]; do sleep 0.05; done\n"
+        "exit 3\n")
+    proc = _start(emu_env, workdir, {"KSI_EMU_DELAY": "kind:create=2"})
+    wait_until(lambda: any("create cluster" in c for _, c in _children(proc.pid)))
+    proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: (workdir / "started").exists(), timeout=60)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert (workdir / "usr1").read_text() == "got-usr1\n"
+    assert "SIGUSR1 received: not a reason to stop" in err
+    assert leftovers(emu_env) == NOTHING
+
+
 # ------------------------------------------------------------------ concurrency
 def test_sixteen_concurrent_runs_do_not_collide(emu_env: dict, tmp_path: Path) -> None:
     procs = []
@@ -458,3 +481,113 @@ def test_dry_run_of_a_multi_node_step_shows_the_federation(emu_env: dict, workdi
     assert ("bash " in out) == (node == 0)  # only the head runs the workload
     assert calls(emu_env) == [] and not Path(emu_env["KSI_STATE_DIR"]).exists()
     assert not (tmp_path / ".ksi").exists()
+
+
+def test_federate_on_one_node_installs_liqo_for_an_unchanged_workload(emu_env: dict,
+                                                                      workdir: Path) -> None:
+    """federate=always: a one-node run installs Liqo as every node of a multi-node job does,
+    so a workload that offloads a namespace runs unchanged (no SHARED_DIR needed)."""
+    (workdir / "wl.sh").write_text(
+        'echo "$KSI_NODE_COUNT:${KSI_VIRTUAL_NODES-unset}" > nodes\n'
+        'kubectl --context "$K8S_CLUSTER_NAME" create namespace work\n'
+        'liqoctl offload namespace work --kubeconfig "$KUBECONFIG" '
+        '--pod-offloading-strategy LocalAndRemote\n')
+    res = run_ksi(["run", "--federate", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    assert (workdir / "nodes").read_text() == "1:\n"
+    assert "WARN: Offloading completed, but no cluster was selected" in res.stderr
+    install = [c["argv"] for c in calls(emu_env) if c["tool"] == "liqoctl"
+               and c["argv"][:1] == ["install"]]
+    assert len(install) == 1
+    argv = install[0]
+    assert "apiServer.address=https://127.0.0.1:" in " ".join(argv)
+    assert not any(a.startswith("127.") for a in argv)  # loopback is no reserved subnet
+    assert [c for c in calls(emu_env) if c["argv"][:1] == ["peer"]] == []
+    assert "phase peer: ok" in res.stderr and "0 virtual node(s)" in res.stderr
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_plain_one_node_run_installs_no_liqo(emu_env: dict, workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("true\n")
+    res = run_ksi(["run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    assert [c for c in calls(emu_env) if c["tool"] == "liqoctl"] == []
+
+
+def test_liqo_settings_reach_liqoctl(emu_env: dict, workdir: Path, tmp_path: Path) -> None:
+    """Offline sites: a local chart and a pinned version; no networking module; extra values."""
+    chart = tmp_path / "liqo-chart"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: liqo\nversion: 0.1.0\n")
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "SLURM_JOB_ID": "78", "SLURM_STEP_ID": "0", "SLURM_NODEID": "0",
+           "SLURM_PROCID": "0", "SLURM_STEP_NUM_NODES": "2", "SLURM_STEP_NODELIST": "node[1-2]",
+           "KSI_API_ADDRESS": "10.79.0.11", "KSI_LIQO_CHART": str(chart),
+           "KSI_LIQO_VERSION": "v1.0.1", "KSI_LIQO_NETWORKING": "false",
+           "KSI_LIQO_SET": "metricAgent.enable=false,proxy.enabled=false"}
+    res = run_ksi(["run", "--dry-run", "wl.sh", str(tmp_path)], env, workdir)
+    assert res.returncode == 0, res.stderr
+    install = next(ln for ln in res.stdout.splitlines() if "liqoctl install" in ln)
+    assert f"--version v1.0.1 --local-chart-path {chart}" in install
+    assert "--set networking.enabled=false --set metricAgent.enable=false --set " \
+           "proxy.enabled=false" in install
+    peer = next(ln for ln in res.stdout.splitlines() if "liqoctl peer" in ln)
+    assert "--networking-disabled" in peer and "--gw-" not in peer
+    assert "protocol: UDP" not in res.stdout  # no gateway port without networking
+    bad = run_ksi(["run", "--dry-run", "wl.sh", str(tmp_path)],
+                  {**env, "KSI_LIQO_CHART": str(tmp_path / "nope")}, workdir)
+    assert bad.returncode == 77 and "is not a Helm chart directory" in last_line(bad.stderr)
+    bad = run_ksi(["run", "--dry-run", "wl.sh", str(tmp_path)],
+                  {**env, "KSI_LIQO_SET": "novalue"}, workdir)
+    assert bad.returncode == 77 and "liqo_set entry 'novalue'" in last_line(bad.stderr)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                out.append(cmd)
+    return out
+
+
+def test_liqo_install_overlaps_readiness_and_is_stopped_at_teardown(emu_env: dict,
+                                                                   workdir: Path) -> None:
+    """The Liqo install starts as soon as kind created the cluster (in a helper thread, while
+    KSI waits for the nodes); a scancel during it tears down and leaves no liqoctl behind."""
+    (workdir / "wl.sh").write_text("touch ran\n")
+    proc = _start(emu_env, workdir, {"KSI_FEDERATE": "always", "KSI_EMU_READY_AFTER": "3",
+                                     "KSI_EMU_DELAY": "liqoctl:install=60"})
+    # liqoctl install runs while the nodes are not Ready yet
+    wait_until(lambda: any("liqoctl" in c and " install " in c
+                           for c in _processes_mentioning(emu_env["KSI_STATE_DIR"])),
+               timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    phases = {p["phase"]: p for p in
+              json.loads(next(workdir.glob("ksi-report-*.json")).read_text())["phases"]}
+    ready = phases["ready"]
+    # the install started before the wait for the nodes ended (here: SIGTERM cut it short)
+    assert phases["liqo"]["start_offset"] < ready["start_offset"] + ready["seconds"]
+    assert ready["status"] == "interrupted" and phases["liqo"]["status"] == "failed"
+    assert _processes_mentioning(emu_env["KSI_STATE_DIR"]) == []
+    assert not (workdir / "ran").exists()
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_a_failed_liqo_install_fails_the_run_after_the_overlap(emu_env: dict,
+                                                               workdir: Path) -> None:
+    (workdir / "wl.sh").write_text("touch ran\n")
+    res = run_ksi(["run", "--federate", "wl.sh"],
+                  {**emu_env, "KSI_EMU_FAIL": "liqoctl:install"}, workdir)
+    assert res.returncode == 87, res.stderr
+    assert "phase liqo: failed" in res.stderr and "phase access: ok" in res.stderr
+    assert "liqoctl install kind failed (exit 1): ERRO: Error installing or upgrading Liqo" \
+        in last_line(res.stderr)
+    assert not (workdir / "ran").exists()
+    assert leftovers(emu_env) == NOTHING

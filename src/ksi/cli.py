@@ -41,6 +41,9 @@ def _console(verbose: bool) -> Any:
               help="Wrap kind in 'systemd-run --user --scope'.")
 @click.option("--each", is_flag=True, help="Multi-node: every node runs the workload on its "
               "own cluster, no peering (the original's behaviour).")
+@click.option("--federate", "federate", flag_value="always", default=None,
+              help="Install Liqo even on one node (federate=always), so a multi-node "
+              "workload runs unchanged there.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the commands; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every command (secrets masked).")
 @click.option("--report", default=None, help="Run report path (JSON).")
@@ -49,9 +52,9 @@ def _console(verbose: bool) -> Any:
 @click.option("--state-dir", default=None, help="Private node-local state directory.")
 @runtime_options
 def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
-        image: Optional[str], systemd_scope: Optional[bool], each: bool, dry_run: bool,
-        verbose: bool, report: Optional[str], log_dir: Optional[str],
-        kind_config: Optional[str], state_dir: Optional[str]) -> None:
+        image: Optional[str], systemd_scope: Optional[bool], each: bool,
+        federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
+        log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str]) -> None:
     """Create a cluster, run WORKLOAD (a bash script, or manifests *.yaml) in it, delete it.
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
@@ -64,7 +67,7 @@ def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str]
     script, shared, manifests = _split_args(workload, extra)
     flags = {"provider": provider, "image": image, "systemd_scope": systemd_scope,
              "report": report, "log_dir": log_dir, "kind_config": kind_config,
-             "state_dir": state_dir}
+             "state_dir": state_dir, "federate": federate}
     flags.update(runtime_flags())
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)

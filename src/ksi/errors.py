@@ -110,6 +110,6 @@ def last_line(text: str) -> str:
     """The most telling line of a tool's stderr: the last ERROR line, else the last line."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     for ln in reversed(lines):
-        if ln.startswith(("ERROR", "error", "Error", "FATA")):
+        if ln.startswith(("ERROR", "error", "Error", "FATA", "ERRO")):  # ERRO: liqoctl (pterm)
             return ln
     return lines[-1] if lines else ""

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import click
 
@@ -32,22 +32,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ksi.images")
 
-# Liqo v1.0 (ghcr.io/liqotech/*, chart values of v1.0.x; tool-contracts.md). gateway*,
-# virtual-kubelet are needed only at peering time, uninstaller only at uninstall.
+# Liqo v1.0 (ghcr.io/liqotech/*, the images of deployments/liqo/values.yaml of v1.0.1).
+# gateway*, virtual-kubelet are needed only at peering time, uninstaller only at uninstall.
 LIQO_REGISTRY = "ghcr.io/liqotech"
-LIQO_COMPONENTS = (
-    "liqo-controller-manager", "webhook", "ipam", "crd-replicator", "metric-agent",
-    "cert-creator", "telemetry", "virtual-kubelet", "uninstaller", "proxy", "fabric",
-    "gateway", "gateway/wireguard", "gateway/geneve",
-)
+LIQO_CORE = ("liqo-controller-manager", "webhook", "crd-replicator", "virtual-kubelet")
+LIQO_NETWORKING = ("ipam", "fabric", "gateway", "gateway/wireguard", "gateway/geneve")
+LIQO_METRICS = ("metric-agent", "cert-creator")   # cert-creator: the agent's init container
+LIQO_COMPONENTS = (*LIQO_CORE, *LIQO_NETWORKING, *LIQO_METRICS, "proxy", "telemetry",
+                   "uninstaller")
 DEFAULT_LIQO_VERSION = "v1.0.1"
 SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci.tar")
 
 
-def liqo_images(version: str = DEFAULT_LIQO_VERSION) -> list[str]:
-    """Every image `liqoctl install` / `peer` / `uninstall` of that version runs."""
+def liqo_images(version: str = DEFAULT_LIQO_VERSION,
+                components: Sequence[str] = LIQO_COMPONENTS) -> list[str]:
+    """The images of those Liqo components (default: every image install, peer and
+    uninstall of that version run)."""
     v = version if version.startswith("v") else "v" + version
-    return [f"{LIQO_REGISTRY}/{c}:{v}" for c in LIQO_COMPONENTS]
+    return [f"{LIQO_REGISTRY}/{c}:{v}" for c in components]
+
+
+def liqo_running(networking: bool = True, values: Sequence[str] = ()) -> tuple[str, ...]:
+    """The components a KSI installation runs: no telemetry (--disable-telemetry), no
+    uninstaller (KSI deletes the clusters instead), networking, metric agent and proxy
+    unless switched off by chart values."""
+    off = {v.replace(" ", "").lower() for v in values}
+    out = list(LIQO_CORE)
+    if networking:
+        out += LIQO_NETWORKING
+    if "metricagent.enabled=false" not in off:
+        out += LIQO_METRICS
+    if "proxy.enabled=false" not in off:
+        out.append("proxy")
+    return tuple(out)
 
 
 def normalize(image: str) -> str:
@@ -141,22 +158,21 @@ def preload(kind: Kind, cluster: str, archives: list[str]) -> list[str]:
     return done
 
 
-def liqo_archives(directory: str | Path, version: str = DEFAULT_LIQO_VERSION) -> list[Path]:
-    """The Liqo images of that version present in the cache (missing ones are skipped)."""
-    found = [find_archive(directory, i) for i in liqo_images(version)]
-    return [p for p in found if p is not None]
-
-
 def preload_liqo(kind: Kind, cluster: str, directory: str | Path,
-                 version: str = DEFAULT_LIQO_VERSION) -> list[str]:
-    """Call before `liqoctl install`: loads whatever Liqo archives the cache has."""
-    archives = liqo_archives(directory, version) if directory else []
+                 version: str = DEFAULT_LIQO_VERSION,
+                 components: Sequence[str] = LIQO_COMPONENTS) -> list[str]:
+    """Call before `liqoctl install`: loads the archives of those components that the cache
+    has (those it lacks are pulled by the cluster, and named here)."""
+    if not directory:
+        return []
+    wanted = liqo_images(version, components)
+    found = {i: find_archive(directory, i) for i in wanted}
+    archives = [str(a) for a in found.values() if a is not None]
     if archives:
-        missing = len(LIQO_COMPONENTS) - len(archives)
+        missing = [i.split("/", 2)[-1] for i, a in found.items() if a is None]
         if missing:
-            log.info("%d of the Liqo %s images are not in %s: they will be pulled",
-                     missing, version, directory)
-        return preload(kind, cluster, [str(a) for a in archives])
+            log.info("not in %s: %s (the cluster pulls them)", directory, ", ".join(missing))
+        return preload(kind, cluster, archives)
     return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from ksi import report
 from ksi.access.admin import token_seconds
 from ksi.errors import Exit, Interrupted, KsiError
 from ksi.signals import DEADLINE, Guard
+
+log = logging.getLogger("ksi")
 
 if TYPE_CHECKING:
     from ksi.cluster import NodeCluster
@@ -93,6 +96,8 @@ def run(opts: RunOptions, console: Console, runner: Runner) -> int:
             mode = "single"
             if env.num_nodes > 1:
                 mode = "each" if opts.each else "federated"
+            elif cfg.federate == "always" and not opts.each:
+                mode = "federated"   # Liqo on one node too: the same workload for 1..N
             plan = make_plan(env, cfg, workload=workload, shared_dir=shared,
                              environ=dict(os.environ), mode=mode)
             ph["detail"] = f"cluster {plan.cluster}"
@@ -103,7 +108,11 @@ def run(opts: RunOptions, console: Console, runner: Runner) -> int:
     if opts.dry_run:
         from ksi.dryrun import print_plan
 
-        print_plan(plan, runner, opts)
+        try:
+            print_plan(plan, runner, opts)
+        except KsiError as exc:  # e.g. a setting only the federation reads
+            console.error(exc.line())
+            return int(exc.code)
         return 0
     if plan.mode == "federated":
         from ksi.federate.run import run_federated
@@ -115,17 +124,21 @@ def run(opts: RunOptions, console: Console, runner: Runner) -> int:
 def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, started: float,
              body: Optional[Callable[[NodeCluster, Guard], int]] = None,
              on_guard: Optional[Callable[[Guard], None]] = None,
-             on_failure: Optional[Callable[[Outcome], None]] = None) -> int:
+             on_failure: Optional[Callable[[Outcome], None]] = None,
+             after_provision: Optional[Callable[[NodeCluster], None]] = None) -> int:
     """Create this node's cluster, run `body` (default: the workload), always tear down.
 
     Multi-node hooks: `on_guard(guard)` right after the signal guard is installed (so a
-    watcher thread can interrupt this node's steps), `on_failure(outcome)` before teardown
-    when the run failed or was interrupted (so the other nodes learn it at once)."""
+    watcher thread can interrupt this node's steps), `after_provision(cluster)` once the
+    cluster exists (work that overlaps the readiness and access phases), `on_failure(outcome)`
+    before teardown when the run failed or was interrupted (so the other nodes learn it at
+    once). Commands that helper threads still run at teardown are stopped first."""
     from ksi.cluster import NodeCluster
 
     outcome = Outcome()
     cluster: Optional[NodeCluster] = None
-    with Guard(grace=plan.settings.workload_grace) as guard:
+    with Guard(grace=plan.settings.workload_grace,
+               relay_notices=not plan.env.is_slurm) as guard:
         try:
             if on_guard is not None:
                 on_guard(guard)
@@ -152,6 +165,8 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
                 ph["detail"] = f"kind cluster {plan.cluster} ({plan.provider})" + (
                     f", {cluster.create_attempts} attempts" if cluster.create_attempts > 1
                     else "")
+            if after_provision is not None:
+                after_provision(cluster)
             with console.phase("ready"):
                 cluster.wait_ready()
             with console.phase("access") as ph:
@@ -181,6 +196,9 @@ def run_node(plan: Plan, opts: RunOptions, console: Console, runner: Runner, sta
             if on_failure is not None and (outcome.error is not None
                                            or outcome.signal is not None):
                 on_failure(outcome)
+            stopped = runner.stop_all()  # a helper thread's liqoctl must not outlive the run
+            if stopped:
+                log.info("stopped %d command(s) still running in the background", stopped)
             if cluster is not None:
                 if guard.received is not None and outcome.signal is None \
                         and outcome.error is None:

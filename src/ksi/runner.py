@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -60,6 +61,8 @@ class Runner:
     extra_env: dict[str, str] = field(default_factory=dict)
     external_seconds: float = 0.0
     calls: int = 0
+    _live: set = field(default_factory=set, repr=False)   # commands running now (any thread)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def which(self, program: str, env: Mapping[str, str] | None = None) -> str | None:
         path = (env or os.environ).get("PATH", os.defpath)
@@ -112,6 +115,8 @@ class Runner:
         except PermissionError:
             raise ToolMissing(f"'{argv[0]}' is not executable",
                               f"check the permissions of {argv[0]}") from None
+        with self._lock:
+            self._live.add(proc)
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -127,6 +132,9 @@ class Runner:
             stop_group(proc, grace=1.0)
             self._account(start)
             raise
+        finally:
+            with self._lock:
+                self._live.discard(proc)
         seconds = self._account(start)
         res = Result(argv, proc.returncode, out or "", err or "", seconds)
         log.debug("  -> exit %d in %.2fs", res.returncode, seconds)
@@ -140,6 +148,17 @@ class Runner:
                     stdout=mask(res.stdout), stderr=mask(res.stderr),
                 )
         return res
+
+    def stop_all(self, grace: float = 1.0) -> int:
+        """Stop every command still running (those of helper threads, e.g. a `liqoctl
+        peer` when the run is being torn down): SIGTERM, SIGKILL after grace seconds.
+        Their run() calls then fail in their threads. Returns how many were stopped."""
+        with self._lock:
+            live = [p for p in self._live if p.poll() is None]
+        for proc in live:
+            log.debug("stopping the still running %s (pid %d)", quote(proc.args), proc.pid)
+            stop_group(proc, grace)
+        return len(live)
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
               cwd: str | None = None, replace_env: bool = False,
@@ -159,8 +178,9 @@ class Runner:
 
     def _account(self, start: float) -> float:
         seconds = time.monotonic() - start
-        self.external_seconds += seconds
-        self.calls += 1
+        with self._lock:  # helper threads run commands too
+            self.external_seconds += seconds
+            self.calls += 1
         return seconds
 
 

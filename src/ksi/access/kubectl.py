@@ -47,7 +47,7 @@ class Kubectl:
             last = last[0]
             if time.monotonic() >= deadline:
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)  # a Liqo virtual node registers 1-5 s after `liqoctl peer`
         raise KsiError(f"cluster nodes not Ready within {timeout:.0f}s ({last})",
                        "the node may be short of CPU/memory or inotify watches: see the "
                        "exported logs and 'ksi doctor'; raise ready_timeout if the node is slow",

@@ -5,6 +5,8 @@ The flags follow /work/shared/notes/liqo-peering.md (read from liqotech/liqo v1.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -12,8 +14,15 @@ from ksi.errors import Exit, KsiError
 
 if TYPE_CHECKING:
     from ksi.runner import Runner
+    from ksi.settings import Settings
 
 HEALTHY = "Healthy"
+DISABLED = "Disabled"   # liqoctl info: a module that is not used (pkg/liqoctl/info/common)
+# What "peered" means to KSI: authentication and networking Healthy. The offloading status is
+# NOT waited for: it mirrors the virtual node, which KSI waits for itself (Ready), and real
+# Liqo 1.0.1 refreshes it late - seen here: one of two concurrent peerings stayed
+# "OffloadingVirtualNodeStatus: NotReady" for ~60 s after its virtual node was Ready.
+REQUIRED = ("networkingStatus", "authenticationStatus")
 STATUS_KEYS = ("networkingStatus", "authenticationStatus", "offloadingStatus")
 VIRTUAL_NODE_LABEL = "liqo.io/type=virtual-node"
 REMOTE_ID_LABEL = "liqo.io/remote-cluster-id"
@@ -21,11 +30,54 @@ INSTALL_TIMEOUT = 600.0
 PEER_TIMEOUT = 600.0
 
 
+@dataclass(frozen=True)
+class LiqoOptions:
+    """What every node installs alike: the release, the chart, the networking module."""
+
+    version: str = ""           # empty: liqoctl's own version (its --version default)
+    chart: str = ""             # local chart directory (--local-chart-path)
+    networking: bool = True     # off: --set networking.enabled=false, peer --networking-disabled
+    values: tuple[str, ...] = ()  # extra --set KEY=VALUE
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> LiqoOptions:
+        values = tuple(v.strip() for v in str(s.liqo_set).split(",") if v.strip())
+        bad = [v for v in values if "=" not in v or v.startswith("=")]
+        if bad:
+            raise KsiError(f"liqo_set entry {bad[0]!r} is not KEY=VALUE",
+                           "write liqo_set as key=value,key2=value2 (Liqo chart values)",
+                           code=Exit.CONFIG_INVALID)
+        chart = str(s.liqo_chart)
+        if chart and not (Path(chart) / "Chart.yaml").is_file():
+            raise KsiError(f"liqo_chart {chart} is not a Helm chart directory (no Chart.yaml)",
+                           "point liqo_chart at Liqo's chart (deployments/liqo of the "
+                           "release), or unset it to let liqoctl fetch the chart",
+                           code=Exit.CONFIG_INVALID)
+        return cls(version=str(s.liqo_version), chart=chart,
+                   networking=bool(s.liqo_networking), values=values)
+
+    def components(self) -> tuple[str, ...]:
+        """The Liqo components this installation runs (whose images a cluster needs)."""
+        from ksi.images import liqo_running
+
+        return liqo_running(self.networking, self.values)
+
+
 class Liqo:
-    def __init__(self, runner: Runner, kubeconfig: Path, binary: str = "liqoctl") -> None:
+    def __init__(self, runner: Runner, kubeconfig: Path, binary: str = "liqoctl",
+                 options: LiqoOptions | None = None) -> None:
         self.runner = runner
         self.kubeconfig = Path(kubeconfig)
         self.binary = binary
+        self.options = options or LiqoOptions()
+
+    def client_version(self) -> str:
+        """`liqoctl version --client`: 'v1.0.1' ('' if it does not say)."""
+        res = self.runner.run([self.binary, "version", "--client"], timeout=30, check=False,
+                              what="liqoctl version")
+        m = re.search(r"v?\d+\.\d+\.\d+\S*", res.stdout)
+        return ("" if m is None else m.group(0) if m.group(0).startswith("v")
+                else "v" + m.group(0))
 
     def check_installed(self) -> None:
         if not self.runner.which(self.binary):
@@ -38,10 +90,19 @@ class Liqo:
 
     def install_argv(self, cluster_id: str, api_url: str, reserved: Sequence[str],
                      host: str, timeout: float = INSTALL_TIMEOUT) -> list[str]:
+        o = self.options
         argv = self._argv("install", "kind", "--cluster-id", cluster_id, "--disable-telemetry",
                           "--set", f"apiServer.address={api_url}",
                           "--cluster-labels", f"slurm-host={host}",
                           "--timeout", f"{int(timeout)}s")
+        if o.version:
+            argv += ["--version", o.version]
+        if o.chart:
+            argv += ["--local-chart-path", o.chart]
+        if not o.networking:
+            argv += ["--set", "networking.enabled=false"]
+        for value in o.values:
+            argv += ["--set", value]
         if reserved:
             argv += ["--reserved-subnets", ",".join(reserved)]
         return argv
@@ -54,22 +115,28 @@ class Liqo:
                         fix="see the cluster logs KSI exported; 'liqoctl install' needs the "
                             "Liqo images (ghcr.io/liqotech) and kernel >= 5.10")
 
-    def peer_argv(self, remote_kubeconfig: Path, nodeport: int, client_address: str,
-                  client_port: int, timeout: float = PEER_TIMEOUT) -> list[str]:
-        return self._argv("peer", "--remote-kubeconfig", str(remote_kubeconfig),
-                          "--gw-server-service-type", "NodePort",
-                          "--gw-server-service-nodeport", str(nodeport),
-                          "--gw-client-address", client_address,
-                          "--gw-client-port", str(client_port),
-                          "--timeout", f"{int(timeout)}s")
+    def peer_argv(self, remote_kubeconfig: Path, nodeport: int | None, client_address: str,
+                  client_port: int | str | None, timeout: float = PEER_TIMEOUT) -> list[str]:
+        argv = self._argv("peer", "--remote-kubeconfig", str(remote_kubeconfig))
+        if not self.options.networking:
+            argv.append("--networking-disabled")
+        else:
+            argv += ["--gw-server-service-type", "NodePort",
+                     "--gw-server-service-nodeport", str(nodeport),
+                     "--gw-client-address", client_address,
+                     "--gw-client-port", str(client_port)]
+        return argv + ["--timeout", f"{int(timeout)}s"]
 
-    def peer(self, remote_kubeconfig: Path, nodeport: int, client_address: str,
-             client_port: int, *, what: str, timeout: float = PEER_TIMEOUT) -> None:
+    def peer(self, remote_kubeconfig: Path, nodeport: int | None, client_address: str,
+             client_port: int | None, *, what: str, timeout: float = PEER_TIMEOUT) -> None:
+        fix = ("check that the API port of that node is reachable from the head node "
+               "(firewall)")
+        if self.options.networking:
+            fix = (f"check that UDP port {client_port} and the API port of that node are "
+                   "reachable from the head node (firewall)")
         self.runner.run(self.peer_argv(remote_kubeconfig, nodeport, client_address,
                                        client_port, timeout),
-                        timeout=timeout + 60, what=what, code=Exit.PEER_FAILED,
-                        fix=f"check that UDP port {client_port} and the API port of that node "
-                            "are reachable from the head node (firewall)")
+                        timeout=timeout + 60, what=what, code=Exit.PEER_FAILED, fix=fix)
 
     def info(self) -> dict[str, Any]:
         res = self.runner.run(self._argv("info", "-o", "json"), timeout=60,
@@ -99,8 +166,10 @@ def peer_health(info: dict[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
-def unhealthy(info: dict[str, Any], cluster_ids: Sequence[str]) -> dict[str, str]:
-    """Cluster ids that are not Healthy yet, with what is wrong."""
+def unhealthy(info: dict[str, Any], cluster_ids: Sequence[str],
+              networking: bool = True) -> dict[str, str]:
+    """Cluster ids that are not Healthy yet, with what is wrong. Without the networking
+    module its status must be Disabled instead."""
     health = peer_health(info)
     bad = {}
     for cid in cluster_ids:
@@ -108,7 +177,10 @@ def unhealthy(info: dict[str, Any], cluster_ids: Sequence[str]) -> dict[str, str
         if st is None:
             bad[cid] = "no peering"
             continue
-        wrong = [f"{k}={v or '?'}" for k, v in st.items() if v != HEALTHY]
+        want = {k: HEALTHY for k in REQUIRED}
+        if not networking:
+            want["networkingStatus"] = DISABLED
+        wrong = [f"{k}={st.get(k) or '?'}" for k in REQUIRED if st.get(k) != want[k]]
         if wrong:
             bad[cid] = ", ".join(wrong)
     return bad

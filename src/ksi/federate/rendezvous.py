@@ -36,14 +36,15 @@ log = logging.getLogger("ksi.federate")
 
 POLL_MIN = 0.05
 POLL_MAX = 1.0
+SHORT_POLL = 0.25   # waits that are short by nature: members getting ready, nodes leaving
 
 
-def backoff() -> Iterable[float]:
-    """0.05, 0.1, 0.2, ... capped at 1 s."""
+def backoff(cap: float = POLL_MAX) -> Iterable[float]:
+    """0.05, 0.1, 0.2, ... capped at 1 s (short waits that end a phase: a lower cap)."""
     d = POLL_MIN
     while True:
         yield d
-        d = min(POLL_MAX, d * 2)
+        d = min(cap, d * 2)
 
 
 class JobDir:

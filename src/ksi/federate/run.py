@@ -22,8 +22,17 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ksi.errors import Exit, Interrupted, KsiError
 from ksi.federate import address, subnets
-from ksi.federate.liqo import REMOTE_ID_LABEL, Liqo, unhealthy
-from ksi.federate.rendezvous import Failure, JobDir, Watch, backoff, new_nonce, node_name, wait_for
+from ksi.federate.liqo import REMOTE_ID_LABEL, Liqo, LiqoOptions, unhealthy
+from ksi.federate.rendezvous import (
+    SHORT_POLL,
+    Failure,
+    JobDir,
+    Watch,
+    backoff,
+    new_nonce,
+    node_name,
+    wait_for,
+)
 from ksi.runner import signal_group
 
 if TYPE_CHECKING:
@@ -35,7 +44,10 @@ if TYPE_CHECKING:
     from ksi.signals import Guard
 
 log = logging.getLogger("ksi.federate")
-ABORT_SIGNAL = signal.SIGUSR1  # the watcher thread -> the main thread
+DONE_POLL = 0.5  # a member's wait for the head's `done` (2 directory reads a second)
+# the watcher thread -> the main thread: a real-time signal nobody sends to a job (SIGUSR1
+# and SIGUSR2 belong to the workload: `sbatch --signal=USR1@60`)
+ABORT_SIGNAL = signal.SIGRTMIN + 2
 
 
 def run_federated(plan: Plan, opts: RunOptions, console: Console, runner: Runner,
@@ -51,7 +63,8 @@ def run_federated(plan: Plan, opts: RunOptions, console: Console, runner: Runner
     try:
         from ksi.signals import Guard
 
-        with Guard(grace=plan.settings.workload_grace), console.phase("rendezvous") as ph:
+        with Guard(grace=plan.settings.workload_grace, relay_notices=not env.is_slurm), \
+                console.phase("rendezvous") as ph:
             ph["detail"] = fed.prepare()
     except (KsiError, Interrupted, KeyboardInterrupt) as exc:
         if isinstance(exc, KsiError):
@@ -66,7 +79,8 @@ def run_federated(plan: Plan, opts: RunOptions, console: Console, runner: Runner
         return finish(console, runner, plan, Outcome(code=err.code, error=err), started)
     try:
         code = run_node(plan, opts, console, runner, started, body=fed.body,
-                        on_guard=fed.attach, on_failure=fed.on_failure)
+                        on_guard=fed.attach, on_failure=fed.on_failure,
+                        after_provision=fed.start_liqo)
     finally:
         fed.close()
     return code
@@ -93,6 +107,9 @@ class Federation:
         self.closed = False
         self.lan = ""
         self.reserved: list[str] = []
+        self.liqo_options = LiqoOptions()
+        self._liqo_thread: Optional[threading.Thread] = None
+        self._liqo_error: Optional[BaseException] = None
         self.nonce = new_nonce()
         self._old_handler: Any = None
         self._killer: Optional[threading.Timer] = None
@@ -103,12 +120,16 @@ class Federation:
         """Join the rendezvous directory, prove it is shared, and decide this node's
         address, subnets and gateway port (set on the plan for NodeCluster)."""
         p, s, env = self.plan, self.plan.settings, self.plan.env
-        if p.shared_dir is None:
+        self.liqo_options = LiqoOptions.from_settings(s)
+        shared = p.shared_dir
+        if shared is None and self.n == 1:  # federate=always on one node: nobody to meet
+            shared = p.state_root
+        if shared is None:
             raise KsiError(f"a {self.n}-node run needs SHARED_DIR, a directory on a filesystem "
                            "all nodes share, where the nodes meet",
                            "run 'ksi run WORKLOAD SHARED_DIR', or add --each to run the "
                            "workload on every node alone", code=Exit.SHARED_DIR_MISSING)
-        self.jobdir = JobDir(p.shared_dir, env.job_id, env.step_id,
+        self.jobdir = JobDir(shared, env.job_id, env.step_id,
                              env.environ.get("SLURM_RESTART_COUNT", ""))
         self.jobdir.create()
         self.jobdir.write(f"hello-{self.me}.json", {
@@ -121,14 +142,7 @@ class Federation:
         self.watch.start()
         Liqo(self.runner, p.kubeconfig).check_installed()
         self._check_shared(s.shared_check_timeout)
-        # where the others reach this node, and what the clusters' subnets must avoid
-        p.api_address = address.node_address(s.api_address, env.hostname, self.names)
-        self.lan = address.lan_cidr(p.api_address, self.runner)
-        nets = subnets.for_node(s.pod_subnet_pool, s.service_subnet_pool, self.me, self.n,
-                                extra_reserved=[("the node network", self.lan)])
-        p.pod_subnet, p.service_subnet = nets.pod, nets.service
-        lo, hi = s.port_range()
-        p.gateway_nodeport = hi if p.k8s_port != hi else hi - 1
+        self.lan, nets = _place(p, self.names, self.runner, self.liqo_options)
         role = "head" if self.head else "member"
         return (f"{role} {self.me}/{self.n} at {p.api_address} ({self.lan}); pods "
                 f"{nets.pod}, services {nets.service}; {self.jobdir.path}")
@@ -248,22 +262,59 @@ class Federation:
             log.warning("could not tell the other nodes about the failure: %s", exc)
 
     # ================================================================= with the cluster
-    def body(self, cluster: NodeCluster, guard: Guard) -> int:
-        """After run_node made this node's cluster Ready and accessible."""
-        p, jd = self.plan, self.jobdir
-        assert jd is not None
-        self._check_abort()
-        liqo = Liqo(self.runner, p.kubeconfig)
+    def start_liqo(self, cluster: NodeCluster) -> None:
+        """Right after kind created the cluster: install Liqo in a helper thread, while the
+        main thread waits for the nodes and makes the admin token (liqoctl needs only the
+        API server; its install waits for its own pods). body() joins it. If the run ends
+        early, run_node's teardown stops the thread's command."""
+        self._liqo_thread = threading.Thread(target=self._install_liqo, args=(cluster,),
+                                             daemon=True, name="ksi-liqo-install")
+        self._liqo_thread.start()
+
+    def _install_liqo(self, cluster: NodeCluster) -> None:
+        try:
+            self._liqo_phase(cluster)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by body()
+            self._liqo_error = exc
+
+    def _liqo_phase(self, cluster: NodeCluster) -> None:
+        p = self.plan
+        liqo = Liqo(self.runner, p.kubeconfig, options=self.liqo_options)
         with self.console.phase("liqo") as ph:
-            self.reserved = _unique([self.lan, *address.runtime_network(
+            lan = [] if self.lan.startswith("127.") else [self.lan]
+            self.reserved = _unique([*lan, *address.runtime_network(
                 cluster.provider.binary, self.runner)])
             subnets.check_disjoint([("pod subnet", p.pod_subnet),
                                     ("service subnet", p.service_subnet)],
                                    [("a reserved subnet", r) for r in self.reserved])
             api_url = f"https://{p.api_address}:{cluster.api_port}"
-            cluster.rt.preload_liqo(p.cluster)  # Liqo's images from the archive dir, if any
+            # Liqo's images from the archive dir, if any (those of the version installed)
+            if p.settings.image_archive_dir:
+                cluster.rt.preload_liqo(p.cluster, self.liqo_options.version
+                                        or liqo.client_version(),
+                                        self.liqo_options.components())
             liqo.install(p.cluster, api_url, self.reserved, p.env.hostname)
-            ph["detail"] = f"cluster id {p.cluster}, API {api_url}"
+            ph["detail"] = f"cluster id {p.cluster}, API {api_url}" + (
+                "" if self.liqo_options.networking else ", networking module off")
+
+    def _join_liqo(self, cluster: NodeCluster) -> None:
+        """Wait for the install thread (another node's failure still interrupts)."""
+        if self._liqo_thread is None:  # no after_provision hook ran: install here
+            self._liqo_phase(cluster)
+            return
+        while self._liqo_thread.is_alive():
+            self._check_abort()
+            self._liqo_thread.join(0.1)
+        if self._liqo_error is not None:
+            raise self._liqo_error
+
+    def body(self, cluster: NodeCluster, guard: Guard) -> int:
+        """After run_node made this node's cluster Ready and accessible."""
+        p, jd = self.plan, self.jobdir
+        assert jd is not None
+        self._check_abort()
+        self._join_liqo(cluster)
+        liqo = Liqo(self.runner, p.kubeconfig, options=self.liqo_options)
         ready = {"node": self.me, "host": p.env.hostname, "address": p.api_address,
                  "api_port": cluster.api_port, "gateway_host_port": cluster.gateway_host_port,
                  "gateway_nodeport": p.gateway_nodeport, "cluster_id": p.cluster,
@@ -294,10 +345,11 @@ class Federation:
         return code
 
     def _wait_done(self) -> dict:
-        """Member: wait (as long as the workload runs) for the head's done."""
+        """Member: wait (as long as the workload runs) for the head's done. Polled every
+        0.5 s at most: the job ends when the last member has torn down."""
         jd = self.jobdir
         assert jd is not None
-        for delay in backoff():
+        for delay in backoff(DONE_POLL):
             self._check_abort()
             jd.listing()
             done = jd.read("done.json")
@@ -327,8 +379,8 @@ class Federation:
                 with gate:
                     if self.abort_error is not None or self.closed:
                         raise self.abort_error or KsiError("stopped", code=Exit.PEER_FAILED)
-                    liqo.peer(jd.file(f"kubeconfig-{m}"), int(msg["gateway_nodeport"]),
-                              str(msg["address"]), int(msg["gateway_host_port"]),
+                    liqo.peer(jd.file(f"kubeconfig-{m}"), _int(msg.get("gateway_nodeport")),
+                              str(msg["address"]), _int(msg.get("gateway_host_port")),
                               what=f"liqoctl peer with {name}")
                 try:
                     cluster.kubectl.wait_nodes_ready(
@@ -338,7 +390,9 @@ class Federation:
                                    f"{s.ready_timeout:.0f}s: {exc.cause}",
                                    "check the Liqo gateway: UDP port "
                                    f"{msg['gateway_host_port']} on {name} must be reachable "
-                                   "from the head", code=Exit.PEER_FAILED) from None
+                                   "from the head" if liqo.options.networking else
+                                   f"see 'kubectl get pods -n liqo' on the head and {name}",
+                                   code=Exit.PEER_FAILED) from None
                 err: Optional[BaseException] = None
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 err = exc
@@ -346,7 +400,7 @@ class Federation:
                 results[m] = err
 
         deadline = time.monotonic() + s.rendezvous_timeout
-        delays = backoff()
+        delays = backoff(SHORT_POLL)
         while True:
             self._check_abort()
             jd.listing()
@@ -357,7 +411,7 @@ class Federation:
                     ready[m] = msg
                     threading.Thread(target=peer_one, args=(m, msg), daemon=True,
                                      name=f"ksi-peer-{m}").start()
-                    delays = backoff()
+                    delays = backoff(SHORT_POLL)
             with lock:
                 failed = [(m, e) for m, e in results.items() if e is not None]
                 finished = len(results)
@@ -381,7 +435,9 @@ class Federation:
 
         def healthy() -> bool:
             nonlocal bad
-            bad = unhealthy(liqo.info(), ids)
+            bad = unhealthy(liqo.info(), ids, networking=liqo.options.networking)
+            if bad:
+                log.debug("peerings not Healthy yet: %s", bad)
             return not bad
 
         if not wait_for(healthy, s.ready_timeout, self._check_abort):
@@ -434,7 +490,7 @@ class Federation:
         s = self.plan.settings
         deadline = time.monotonic() + s.heartbeat_timeout + 30
         reaped: set[int] = set()
-        for delay in backoff():
+        for delay in backoff(SHORT_POLL):
             watch.scan()
             here = self._present(jd) - {self.me}
             for i in sorted(watch.dead & here - reaped - watch.left):
@@ -490,16 +546,11 @@ def dry_run(plan: Plan, runner: Runner, api_port: object = "<api port>") -> list
     """For --dry-run of a multi-node step: decide this node's address, subnets and gateway
     port on the plan (as prepare() would, without the rendezvous) and return the Liqo
     commands this node would run. Changes nothing."""
-    s, env = plan.settings, plan.env
+    env = plan.env
     me, n = env.node_id, env.num_nodes
-    plan.api_address = address.node_address(s.api_address, env.hostname, env.nodes)
-    lan = address.lan_cidr(plan.api_address, runner)
-    nets = subnets.for_node(s.pod_subnet_pool, s.service_subnet_pool, me, n,
-                            extra_reserved=[("the node network", lan)])
-    plan.pod_subnet, plan.service_subnet = nets.pod, nets.service
-    lo, hi = s.port_range()
-    plan.gateway_nodeport = hi if plan.k8s_port != hi else hi - 1
-    liqo = Liqo(runner, plan.kubeconfig)
+    options = LiqoOptions.from_settings(plan.settings)
+    lan, _nets = _place(plan, env.nodes, runner, options)
+    liqo = Liqo(runner, plan.kubeconfig, options=options)
     steps = [liqo.install_argv(plan.cluster, f"https://{plan.api_address}:{api_port}",
                                [lan], env.hostname)]
     if me == 0:
@@ -508,5 +559,30 @@ def dry_run(plan: Plan, runner: Runner, api_port: object = "<api port>") -> list
                                              f"kubeconfig-{m}"), plan.gateway_nodeport,
                                         f"<address of {env.nodes[m] if m < len(env.nodes) else m}>",
                                         0))
-            steps[-1][steps[-1].index("--gw-client-port") + 1] = "<its gateway host port>"
+            if options.networking:
+                steps[-1][steps[-1].index("--gw-client-port") + 1] = "<its gateway host port>"
     return steps
+
+
+def _place(plan: Plan, names: list[str], runner: Runner,
+           options: LiqoOptions) -> tuple[str, subnets.NodeSubnets]:
+    """This node's address (where the others reach it), the network around it, its pod and
+    service subnets and (with Liqo's networking) the gateway NodePort, set on the plan."""
+    s, env = plan.settings, plan.env
+    if env.num_nodes == 1 and not s.api_address:
+        plan.api_address = "127.0.0.1"   # a one-node federation: nobody else connects
+    else:
+        plan.api_address = address.node_address(s.api_address, env.hostname, names)
+    lan = address.lan_cidr(plan.api_address, runner)
+    nets = subnets.for_node(s.pod_subnet_pool, s.service_subnet_pool, env.node_id,
+                            env.num_nodes, extra_reserved=[("the node network", lan)])
+    plan.pod_subnet, plan.service_subnet = nets.pod, nets.service
+    plan.gateway_nodeport = None
+    if options.networking:
+        _lo, hi = s.port_range()
+        plan.gateway_nodeport = hi if plan.k8s_port != hi else hi - 1
+    return lan, nets
+
+
+def _int(value: Any) -> Optional[int]:
+    return None if value in (None, "") else int(value)

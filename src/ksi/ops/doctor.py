@@ -70,6 +70,9 @@ class Context:
     api_port_range: tuple[int, int] = (41000, 41999)
     lock_dir: str = "/tmp/ksi-locks"
     runtime_mode: str = "user"
+    liqo_version: str = ""
+    liqo_chart: str = ""
+    liqo_networking: bool = True
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     uid: int = field(default_factory=os.getuid)
 
@@ -105,7 +108,8 @@ def context_from(settings: Settings, runner: Runner, *, root: Optional[str] = No
                    shared_dir=shared_dir, bypass4netns=settings.bypass4netns,
                    port_range=settings.port_range(), api_port_range=settings.api_port_range(),
                    lock_dir=settings.lock_dir, runtime_mode=settings.runtime_mode,
-                   environ=environ)
+                   liqo_version=settings.liqo_version, liqo_chart=settings.liqo_chart,
+                   liqo_networking=settings.liqo_networking, environ=environ)
 
 
 # ------------------------------------------------------------------------ versions
@@ -221,7 +225,30 @@ def tool_checks(ctx: Context) -> list[Check]:
                              "'ksi doctor'"))
     out.append(check_present(ctx, "liqoctl", "install liqoctl (https://docs.liqo.io) for "
                              "multi-node runs", required=False))
+    if out[-1].status == PASS:
+        out.append(check_liqo(ctx))
     return out
+
+
+def check_liqo(ctx: Context) -> Check:
+    """liqoctl's version against liqo_version, and the local chart (offline nodes)."""
+    rc, stdout, _ = _tool_output(ctx, ["liqoctl", "version", "--client"])
+    have = parse_version(stdout) if rc == 0 else None
+    want = parse_version(ctx.liqo_version) if ctx.liqo_version else None
+    where = f"chart {ctx.liqo_chart}" if ctx.liqo_chart else "chart fetched by liqoctl"
+    if ctx.liqo_chart and not Path(ctx.liqo_chart, "Chart.yaml").is_file():
+        return Check("Liqo", FAIL, f"liqo_chart {ctx.liqo_chart} has no Chart.yaml",
+                     "point liqo_chart at the release's deployments/liqo directory, or unset "
+                     "it", code=Exit.CONFIG_INVALID)
+    if have is None:
+        return Check("Liqo", WARN, "'liqoctl version --client' printed no version", "")
+    if want is not None and want != have:
+        return Check("Liqo", WARN, f"liqoctl is v{_fmt(have)} but liqo_version is "
+                     f"{ctx.liqo_version}: Liqo wants the same version on both sides",
+                     f"install liqoctl {ctx.liqo_version}, or set liqo_version = "
+                     f"'v{_fmt(have)}'")
+    return Check("Liqo", PASS, f"liqoctl v{_fmt(have)}, {where}, networking module "
+                 f"{'on' if ctx.liqo_networking else 'off'}")
 
 
 # ------------------------------------------------------------------------ host checks
@@ -381,6 +408,25 @@ def check_kernel(ctx: Context) -> Check:
     return Check("kernel for Liqo", PASS, f"kernel {release}")
 
 
+def check_liqo_networking(ctx: Context) -> Check:
+    """Liqo's gateway needs WireGuard, its fabric Geneve (both kernel modules)."""
+    if not ctx.liqo_networking:
+        return Check("kernel for Liqo networking", SKIP, "liqo_networking is off")
+    release = (ctx.read("/proc/sys/kernel/osrelease") or "").strip() or os.uname().release
+    # loaded, loadable (modules.dep lists every module file) or built in
+    known = "".join(ctx.read(f"/lib/modules/{release}/{f}") or ""
+                    for f in ("modules.dep", "modules.builtin"))
+    missing = [mod for mod in ("wireguard", "geneve")
+               if not ctx.path(f"/sys/module/{mod}").exists() and f"/{mod}.ko" not in known]
+    if missing:
+        return Check("kernel for Liqo networking", WARN,
+                     f"no {' and no '.join(missing)} kernel module: Liqo's pod network "
+                     "between the nodes will not come up",
+                     "ask an admin to install the kernel modules, or set liqo_networking = "
+                     "false (virtual nodes and offloading, no pod traffic between nodes)")
+    return Check("kernel for Liqo networking", PASS, "wireguard and geneve modules present")
+
+
 def _procs_named(ctx: Context, comm: str) -> list[int]:
     out = []
     proc = ctx.path("/proc")
@@ -508,7 +554,8 @@ def check_node_cgroups(ctx: Context) -> Check:
 
 HOST_CHECKS: tuple[Callable[[Context], Check], ...] = (
     check_cgroup_v2, check_delegation, check_runtime_dir, check_daemon, check_subuid,
-    check_subgid, check_modules, check_inotify, check_kernel, check_bypass4netns,
+    check_subgid, check_modules, check_inotify, check_kernel, check_liqo_networking,
+    check_bypass4netns,
     check_shared_dir, check_ports, check_job_runtime, check_node_cgroups,
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ksi.errors import Exit, KsiError
 from ksi.runtime import bypass, cgroups
@@ -150,14 +150,17 @@ class RuntimeSetup:
             self.info["preloaded"] = images.preload(self.kind, cluster, archives)
         self.record_placement(cluster)
 
-    def preload_liqo(self, cluster: str, version: str = "") -> list[str]:
-        """Multi-node: call right before `liqoctl install`; loads the Liqo images the
-        archive cache (image_archive_dir) has into the cluster. Missing ones are pulled."""
+    def preload_liqo(self, cluster: str, version: str = "",
+                     components: Sequence[str] = ()) -> list[str]:
+        """Multi-node: call right before `liqoctl install`; loads the images of the Liqo
+        components that will run, from the archive cache (image_archive_dir), into the
+        cluster. Missing ones are pulled."""
         from ksi import images
 
         directory = _setting(self.plan, "image_archive_dir", "")
         done = images.preload_liqo(self.kind, cluster, directory,
-                                   version or images.DEFAULT_LIQO_VERSION) if directory else []
+                                   version or images.DEFAULT_LIQO_VERSION,
+                                   components or images.LIQO_COMPONENTS) if directory else []
         self.info["liqo_preloaded"] = done
         return done
 
