@@ -2,24 +2,37 @@
 """Multi-node scaling: time of the whole job for N = 1, 2, 4, 8 nodes, against the emulator
 with tool delays (kind create 3 s, liqoctl install 2 s, liqoctl peer 1 s by default).
 
+Two one-node baselines: `1` is a plain one-node job (no Liqo at all), `1f` the same job with
+Liqo installed (`ksi run --federate`: what every node of a multi-node job does, minus the
+peering). time(N)/time(1f) is the scaling of the federation (a sequential design would grow
+with N); time(N)/time(1) adds Liqo's fixed cost (install + one round of peering) on top.
+
 Nodes are simulated: one `ksi run` process per node with the Slurm variables of a step
 (SLURM_NODEID, SLURM_STEP_NUM_NODES, ...), its own emulated host (KSI_EMU_HOSTNAME) and
 its own address (KSI_API_ADDRESS=10.99.0.1x). The addresses must be local for the emulated
 port mappings, so the bench runs in a private network namespace (`unshare -n`, as root) with
 those addresses on its loopback device; it changes nothing on the host.
 
-    python3 bench/bench_multinode.py [--nodes 1,2,4,8] [--repeat 3]
-        [--delay kind:create=3,liqoctl:install=2,liqoctl:peer=1] [--peer-concurrency 4]
+    python3 bench/bench_multinode.py [--nodes 1,1f,2,4,8] [--repeat 3]
+        [--delay kind:create=3,liqoctl:install=2,liqoctl:peer=1] [--peer-concurrency N]
+        [--real] [--keep]
+
+--real uses the durations measured with the real tools on this machine (tests/e2e/
+README-realkind.md): kind create 17 s, liqoctl install 35 s (23-28 s, plus loading Liqo's
+images ~13 s: a site pulls them instead), liqoctl peer 5.5 s, the virtual node registering
+2 s after peer returns.
 
 Prints one line per N: median seconds of the job (launch of all nodes -> last node ended),
-ratio to N=1, and ratio to N=2 (the smallest multi-node job: Liqo is installed only when
-there is more than one node).
+and its ratios to both baselines. The emulated tools start with the fastest Python that has
+PyYAML (/usr/bin/python3 if it has, not a pyenv shim): the real tools are Go binaries that
+start in milliseconds, and 8 simulated nodes share this machine's CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EMU_BIN = ROOT / "tests" / "emulator" / "bin"
 INNER = "KSI_BENCH_IN_NETNS"
+REAL_DELAYS = "kind:create=17,liqoctl:install=35,liqoctl:peer=5.5"
+REAL_VN_AFTER = 2.0
 WORKLOAD = 'kubectl --context "$K8S_CLUSTER_NAME" get nodes -l liqo.io/type=virtual-node ' \
            '--no-headers | wc -l > "$KSI_BENCH_OUT"\n'
 
@@ -40,14 +55,31 @@ def clean_env() -> dict[str, str]:
             if not k.startswith(("SLURM_", "KSI_", "K8S_", "KIND_")) and k != "KUBECONFIG"}
 
 
-def one_job(n: int, args: argparse.Namespace, job: int) -> tuple[float, list[int], int]:
-    """Run one n-node job; returns (seconds, exit codes, virtual nodes the workload saw)."""
+def fast_python() -> str:
+    """The quickest-starting python3 that can import yaml (the emulator needs PyYAML)."""
+    for exe in ("/usr/bin/python3", sys.executable):
+        if subprocess.run([exe, "-c", "import yaml"], capture_output=True).returncode == 0:
+            return exe
+    return sys.executable
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of every finished child process and their descendants."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def one_job(n: int, args: argparse.Namespace, job: int,
+            federate: bool = False) -> tuple[float, list[int], int, float]:
+    """Run one n-node job; returns (seconds, exit codes, virtual nodes the workload saw,
+    CPU seconds the whole job used: KSI and every emulated tool call)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"ksi-bench-{n}-"))
     for d in ("emu", "home", "shared", "work", "locks", "fakebin"):
         (tmp / d).mkdir()
     squeue = tmp / "fakebin" / "squeue"   # no slurmctld here: time limit unknown, at once
     squeue.write_text("#!/bin/sh\nexit 1\n")
     squeue.chmod(0o755)
+    (tmp / "fakebin" / "python3").symlink_to(args.python)
     wl = tmp / "work" / "wl.sh"
     wl.write_text(WORKLOAD)
     base = clean_env()
@@ -58,10 +90,12 @@ def one_job(n: int, args: argparse.Namespace, job: int) -> tuple[float, list[int
         "KSI_SITE_CONFIG": str(tmp / "none"), "KSI_USER_CONFIG": str(tmp / "none"),
         "KSI_GC_ON_START": "false", "KSI_EMU_READY_AFTER": "0",
         "KSI_EMU_DELAY": args.delay, "KSI_PEER_CONCURRENCY": str(args.peer_concurrency),
+        "KSI_EMU_VN_AFTER": str(args.vn_after),
         "KSI_BENCH_OUT": str(tmp / "seen"),
     })
     nodelist = f"sim[0-{n - 1}]" if n > 1 else "sim0"
     procs = []
+    cpu0 = cpu_seconds()
     start = time.monotonic()
     for i in range(n):
         env = dict(base, SLURM_JOB_ID=str(job), SLURM_STEP_ID="0", SLURM_NODEID=str(i),
@@ -70,17 +104,19 @@ def one_job(n: int, args: argparse.Namespace, job: int) -> tuple[float, list[int
                    KSI_API_ADDRESS=f"10.99.0.{10 + i}", KSI_STATE_DIR=str(tmp / f"state{i}"),
                    KSI_REPORT=str(tmp / f"report{i}.json"))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "ksi", "run", str(wl), str(tmp / "shared")], env=env,
+            [sys.executable, "-m", "ksi", "run", *(["--federate"] if federate else []),
+             str(wl), str(tmp / "shared")], env=env,
             cwd=str(tmp / "work"), stdout=subprocess.DEVNULL,
             stderr=open(tmp / f"out{i}", "w")))  # noqa: SIM115
     codes = [p.wait() for p in procs]
     seconds = time.monotonic() - start
+    cpu = cpu_seconds() - cpu0
     seen = int((tmp / "seen").read_text().strip() or 0) if (tmp / "seen").exists() else -1
-    if any(codes) and args.keep_failed:
-        print(f"  job failed, logs in {tmp}", file=sys.stderr)
+    if args.keep or (any(codes) and args.keep_failed):
+        print(f"  logs in {tmp}", file=sys.stderr)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    return seconds, codes, seen
+    return seconds, codes, seen, cpu
 
 
 def in_netns(argv: list[str]) -> int:
@@ -97,41 +133,52 @@ def in_netns(argv: list[str]) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nodes", default="1,2,4,8")
+    ap.add_argument("--nodes", default="1,1f,2,4,8",
+                    help="node counts; 1f: one node with Liqo installed (--federate)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--delay", default="kind:create=3,liqoctl:install=2,liqoctl:peer=1")
     ap.add_argument("--peer-concurrency", type=int, default=None,
                     help="KSI_PEER_CONCURRENCY (default: KSI's default setting)")
+    ap.add_argument("--vn-after", type=float, default=0.0,
+                    help="seconds after liqoctl peer before the virtual node registers")
+    ap.add_argument("--real", action="store_true",
+                    help="the tool durations measured with the real tools here")
     ap.add_argument("--keep-failed", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep every job's logs and state")
     args = ap.parse_args()
     if os.environ.get(INNER) != "1":
         return in_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
+    if args.real:
+        args.delay, args.vn_after = REAL_DELAYS, REAL_VN_AFTER
     if args.peer_concurrency is None:
         sys.path.insert(0, str(ROOT / "src"))
         from ksi.settings import BY_NAME
 
         args.peer_concurrency = BY_NAME["peer_concurrency"].default
-    counts = [int(x) for x in args.nodes.split(",")]
-    print(f"delays: {args.delay}; peer_concurrency={args.peer_concurrency}; "
-          f"repeat={args.repeat}; cpus={os.cpu_count()}")
-    results: dict[int, float] = {}
+    counts = [x.strip() for x in args.nodes.split(",") if x.strip()]
+    args.python = fast_python()
+    print(f"delays: {args.delay}, virtual node after {args.vn_after} s; "
+          f"peer_concurrency={args.peer_concurrency}; "
+          f"repeat={args.repeat}; cpus={os.cpu_count()}; emulator python: {args.python}")
+    results: dict[str, float] = {}
     job = 7000
-    for n in counts:
-        times = []
+    for label in counts:
+        n, federate = int(label.rstrip("f")), label.endswith("f")
+        times, cpus = [], []
         for _ in range(args.repeat):
             job += 1
-            seconds, codes, seen = one_job(n, args, job)
+            seconds, codes, seen, cpu = one_job(n, args, job, federate=federate)
             if any(codes) or (n > 1 and seen != n - 1):
-                print(f"N={n}: job failed (exit codes {codes}, virtual nodes seen {seen})")
+                print(f"N={label}: job failed (exit codes {codes}, virtual nodes seen {seen})")
                 return 1
             times.append(seconds)
-        results[n] = statistics.median(times)
-        base1 = results.get(counts[0])
-        base2 = results.get(2)
-        print(f"N={n}: {results[n]:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})"
-              + (f"  time(N)/time(1) = {results[n] / base1:.2f}" if base1 else "")
-              + (f"  time(N)/time(2) = {results[n] / base2:.2f}" if base2 and n >= 2 else ""),
-              flush=True)
+            cpus.append(cpu)
+        results[label] = statistics.median(times)
+        ratios = [f"time(N)/time({b}) = {results[label] / results[b]:.2f}"
+                  for b in ("1", "1f") if b in results and label != b]
+        print(f"N={label:>2}: {results[label]:6.2f} s  (runs: "
+              f"{', '.join(f'{t:.2f}' for t in times)}; CPU {statistics.median(cpus):.1f} s)  "
+              + "  ".join(ratios), flush=True)
     return 0
 
 

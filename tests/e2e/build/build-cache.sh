@@ -12,6 +12,7 @@
 #
 # Steps (default: all, in this order):
 #   kind k8s etcd coredns crictl pause busybox imgbase images noderootfs nodeimage exampleimages
+#   liqo liqoimages
 # KSI_E2E_FORCE=1 rebuilds the named steps even if their output exists.
 set -eEuo pipefail
 
@@ -30,6 +31,10 @@ PAUSE_TAGS=${PAUSE_TAGS:-"3.10.1 3.10"}   # kubeadm v1.34 PauseVersion, kind's d
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NODE_IMAGE=${NODE_IMAGE:-localhost/ksi-kind-node:${K8S_VERSION}}
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-localhost/ksi-busybox:e2e}
+LIQO_VERSION=${LIQO_VERSION:-v1.0.1}
+# Liqo without its networking module (this kernel has neither WireGuard nor Geneve):
+# the control plane, the virtual kubelet, and what install/uninstall run.
+LIQO_IMAGE_CMDS="liqo-controller-manager webhook crd-replicator virtual-kubelet uninstaller metric-agent proxy"
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$HERE/containers.conf}
 
 # heavy work is niced and single-threaded: the machine is shared
@@ -335,7 +340,53 @@ build_exampleimages() {
     --provider podman --dir "$C/example-images" "$EXAMPLE_BUSYBOX"
 }
 
-ALL="kind k8s etcd coredns crictl pause busybox imgbase images noderootfs nodeimage exampleimages"
+# ------------------------------------------------------------ Liqo
+# liqoctl and Liqo's component binaries from the Go module of that release (its go.mod has a
+# replace directive, so it is built as the main module from a writable copy), the Helm chart
+# from the same module (liqoctl install --local-chart-path), and one image per component
+# named as the chart names it (ghcr.io/liqotech/<component>:<version>), written as docker
+# archives under the names `ksi images` uses, so KSI's offline preload loads them.
+build_liqo() {
+  local src=$C/src/liqo-$LIQO_VERSION dir c pkgs=()
+  dir=$($GO mod download -json "github.com/liqotech/liqo@${LIQO_VERSION}" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  rm -rf "$src"
+  cp -r "$dir" "$src"
+  chmod -R u+w "$src"
+  mkdir -p "$C/liqo-bin"
+  for c in liqoctl $LIQO_IMAGE_CMDS; do pkgs+=("./cmd/$c"); done
+  (cd "$src" && "${NICE[@]}" $GO build -ldflags \
+    "-s -w -X github.com/liqotech/liqo/pkg/liqoctl/version.LiqoctlVersion=${LIQO_VERSION}" \
+    -o "$C/liqo-bin/" "${pkgs[@]}")
+  rm -rf "$C/liqo-chart"
+  cp -r "$src/deployments/liqo" "$C/liqo-chart"
+  "$C/liqo-bin/liqoctl" version --client
+}
+liqo_done() { local c; for c in liqoctl $LIQO_IMAGE_CMDS; do [[ -x $C/liqo-bin/$c ]] || return 1; done; [[ -s $C/liqo-chart/Chart.yaml ]]; }
+
+build_liqoimages() {
+  local L=$C/layers D=$C/liqo-images st c
+  mkdir -p "$D"
+  st=$(mktemp -d)
+  # the binaries are static (CGO off): a base of CA certificates, users and /tmp is enough
+  mkdir -p "$st/etc/ssl/certs" "$st/tmp"
+  chmod 1777 "$st/tmp"
+  cp "$C/rootfs-imgbase/etc/ssl/certs/ca-certificates.crt" "$st/etc/ssl/certs/"
+  echo 'root:x:0:0:root:/:/sbin/nologin' > "$st/etc/passwd"; echo 'root:x:0:' > "$st/etc/group"
+  mklayer "$st" "$L/liqobase.tar"
+  for c in $LIQO_IMAGE_CMDS; do
+    rm -rf "${st:?}"/*; mkdir -p "$st/usr/bin"
+    cp "$C/liqo-bin/$c" "$st/usr/bin/$c"
+    ln -s "$c" "$st/usr/bin/liqo-component"
+    mklayer "$st" "$L/liqo-$c.tar"
+    python3 "$HERE/mkimage.py" --out "$D/ghcr.io_liqotech_${c}_${LIQO_VERSION}.tar" \
+      --tag "ghcr.io/liqotech/$c:$LIQO_VERSION" --layer "$L/liqobase.tar" --layer "$L/liqo-$c.tar" \
+      --entrypoint '["/usr/bin/liqo-component"]'
+  done
+  rm -rf "$st"
+}
+liqoimages_done() { local c; for c in $LIQO_IMAGE_CMDS; do [[ -s $C/liqo-images/ghcr.io_liqotech_${c}_${LIQO_VERSION}.tar ]] || return 1; done; }
+
+ALL="kind k8s etcd coredns crictl pause busybox imgbase images noderootfs nodeimage exampleimages liqo liqoimages"
 STEPS=${*:-$ALL}
 T0=$SECONDS
 for s in $STEPS; do
@@ -352,6 +403,8 @@ for s in $STEPS; do
     noderootfs) step noderootfs '[[ -s $C/rootfs-node/kind/version ]]' build_noderootfs ;;
     nodeimage)  step nodeimage  'nodeimage_done'                build_nodeimage ;;
     exampleimages) step exampleimages '[[ -s $C/example-images/docker.io_library_busybox_1.36.tar ]]' build_exampleimages ;;
+    liqo)       step liqo       'liqo_done'                     build_liqo ;;
+    liqoimages) step liqoimages 'liqoimages_done'               build_liqoimages ;;
     *) die "unknown step $s (steps: $ALL)" ;;
   esac
 done
