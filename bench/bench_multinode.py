@@ -52,7 +52,8 @@ WORKLOAD = 'kubectl --context "$K8S_CLUSTER_NAME" get nodes -l liqo.io/type=virt
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items()
-            if not k.startswith(("SLURM_", "KSI_", "K8S_", "KIND_")) and k != "KUBECONFIG"}
+            if not k.startswith(("SLURM_", "KSI_", "K8S_", "KIND_"))
+            and k not in ("KUBECONFIG", "PYTHONDONTWRITEBYTECODE")}
 
 
 def fast_python() -> str:
@@ -92,6 +93,9 @@ def one_job(n: int, args: argparse.Namespace, job: int,
         "KSI_EMU_DELAY": args.delay, "KSI_PEER_CONCURRENCY": str(args.peer_concurrency),
         "KSI_EMU_VN_AFTER": str(args.vn_after),
         "KSI_BENCH_OUT": str(tmp / "seen"),
+        # bytecode cached (outside the tree) once for all jobs: the real tools are Go
+        # binaries, and compiling the emulator on every call would be CPU they never use
+        "PYTHONPYCACHEPREFIX": args.pycache,
     })
     nodelist = f"sim[0-{n - 1}]" if n > 1 else "sim0"
     procs = []
@@ -156,13 +160,23 @@ def main() -> int:
 
         args.peer_concurrency = BY_NAME["peer_concurrency"].default
     counts = [x.strip() for x in args.nodes.split(",") if x.strip()]
+    args.counts = counts
     args.python = fast_python()
+    args.pycache = tempfile.mkdtemp(prefix="ksi-bench-pycache-")
+    try:
+        return run_all(args)
+    finally:
+        shutil.rmtree(args.pycache, ignore_errors=True)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every N of --nodes, --repeat times each; one line per N."""
     print(f"delays: {args.delay}, virtual node after {args.vn_after} s; "
           f"peer_concurrency={args.peer_concurrency}; "
           f"repeat={args.repeat}; cpus={os.cpu_count()}; emulator python: {args.python}")
     results: dict[str, float] = {}
     job = 7000
-    for label in counts:
+    for label in args.counts:
         n, federate = int(label.rstrip("f")), label.endswith("f")
         times, cpus = [], []
         for _ in range(args.repeat):

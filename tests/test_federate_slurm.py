@@ -135,6 +135,22 @@ def test_late_virtual_nodes_and_a_lagging_offloading_status(slurm_testbed):
     assert fed.leftovers() == NOTHING
 
 
+
+def test_virtual_nodes_that_never_get_ready_fail_the_job(slurm_testbed):
+    """`liqoctl peer` succeeded but no virtual node registers within ready_timeout: the head
+    names the members whose virtual node is missing, every node ends non-zero, nothing left."""
+    fed = Fed(slurm_testbed, "fed-novn")
+    res = fed.run(KSI_EMU_VN_AFTER="600", KSI_READY_TIMEOUT="3")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    head = last_error(out, 0)
+    assert "virtual node of node2 and node3 did not become Ready within 3s" in head, out
+    assert "node1: task 0: Exited with exit code 88" in out, out  # Exit.PEER_FAILED
+    for t in (1, 2):
+        assert "node1" in last_error(out, t), out
+    assert " nodes=" not in out
+    assert fed.leftovers() == NOTHING
+
 def test_without_liqo_networking(slurm_testbed):
     """liqo_networking = false (a kernel without WireGuard/Geneve, like this one): install
     with networking.enabled=false, peer with --networking-disabled, no gateway port."""

@@ -274,3 +274,39 @@ def test_a_member_failure_before_the_clusters_reaches_the_head(tmp_path):
     finally:
         member.close()
         head.close()
+
+
+def test_ready_virtual_nodes_are_read_from_one_get():
+    """The head's wait counts a member only when its virtual node is Ready (a registered but
+    NotReady node does not count); kubectl's error line is kept for the timeout message."""
+    import json
+
+    from ksi.access.kubectl import Kubectl
+
+    def node(cid: str, status: str) -> dict:
+        return {"metadata": {"labels": {"liqo.io/type": "virtual-node",
+                                        "liqo.io/remote-cluster-id": cid}},
+                "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                          {"type": "Ready", "status": status}]}}
+
+    class OneAnswer:
+        def __init__(self, code: int, out: str, err: str = "") -> None:
+            self.answer = SimpleNamespace(returncode=code, stdout=out, stderr=err)
+            self.argv: list[str] = []
+
+        def run(self, argv, **_kw):
+            self.argv = argv
+            return self.answer
+
+    listing = json.dumps({"kind": "List", "items": [node("a", "True"), node("b", "False"),
+                                                      node("c", "Unknown")]})
+    runner = OneAnswer(0, listing)
+    kc = Kubectl(runner, Path("/nonexistent"), "ctx")  # type: ignore[arg-type]
+    assert kc.ready_node_labels("liqo.io/type=virtual-node",
+                                "liqo.io/remote-cluster-id") == ({"a"}, "")
+    assert runner.argv[-6:] == ["get", "nodes", "-l", "liqo.io/type=virtual-node",
+                                "-o", "json"]
+    down = Kubectl(OneAnswer(1, "", "error: the server doesn't have a resource type\n"
+                                    "Unable to connect to the server: EOF\n"),  # type: ignore[arg-type]
+                   Path("/nonexistent"), "ctx")
+    assert down.ready_node_labels("x=y", "z") == (set(), "Unable to connect to the server: EOF")

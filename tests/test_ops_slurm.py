@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from tests.conftest import EMU_BIN, ROOT, clean_environ, emu_containers, held_ports
@@ -179,3 +180,59 @@ def test_scancel_and_submit_forwarding_leave_nothing(slurm_testbed):
     assert "interrupted by SIGTERM" in out_two
     assert ops.containers() == [] and ops.records() == {}
     assert held_ports(ops.env) == []
+
+
+def test_gc_all_users_cleans_each_users_dead_runs(slurm_testbed):
+    """Root's `ksi gc --all-users` finds every user's KSI state on the node (here ksitest's
+    default /tmp/ksi-1500) and runs the gc as that user (runuser: a rootless runtime is only
+    reachable as its user): a kill -9'ed run of ksitest is removed, nothing of it is left."""
+    import pwd
+    import shutil
+
+    from tests.slurm.ksienv import SYSTEM_PYTHON, ksi_env, prepare_run_dir, shared_install
+
+    pw = pwd.getpwnam("ksitest")
+    default_root = Path(f"/tmp/ksi-{pw.pw_uid}")
+    if default_root.exists() and any(default_root.iterdir()):
+        pytest.skip(f"{default_root} holds another run's state: not ours to remove")
+    install = shared_install(slurm_testbed)
+    run_dir = prepare_run_dir(slurm_testbed, "gc-all-users")
+    work = run_dir / "work"
+    work.mkdir()
+    os.chown(work, pw.pw_uid, pw.pw_gid)
+    (work / "w.sh").write_text(BLOCK)
+    env = ksi_env(slurm_testbed, install, run_dir, user="ksitest", HOME=pw.pw_dir)
+    del env["KSI_STATE_DIR"]  # the default state root: what --all-users looks for
+    (run_dir / "locks").mkdir(mode=0o1777)
+    os.chmod(run_dir / "locks", 0o1777)
+    try:
+        proc = subprocess.Popen(
+            ["runuser", "-u", "ksitest", "--", "env", *[f"{k}={v}" for k, v in env.items()],
+             SYSTEM_PYTHON, "-m", "ksi", "run", "w.sh"],
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, cwd=str(work),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        marker = wait_for(lambda: next((p for p in work.glob("marker-*")
+                                        if not p.name.endswith(".tmp")), None), 60,
+                          "ksitest's workload")
+        records = list(default_root.glob("*/run.json"))
+        assert len(records) == 1 and records[0].stat().st_uid == pw.pw_uid
+        cluster = json.loads(records[0].read_text())["cluster"]
+        # kill -9 ksi (found by its run record's pid) and the workload: leftovers remain
+        os.kill(json.loads(records[0].read_text())["pid"], signal.SIGKILL)
+        os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)
+        proc.communicate(timeout=30)
+        leftover = [p for p in (run_dir / "emu" / "hosts").glob("*/*/containers/*.json")]
+        assert len(leftover) == 1
+        # root, with the same site view (emulator, lock dir), no state dir of its own
+        root_env = {k: v for k, v in env.items() if k != "HOME"}
+        r = subprocess.run([SYSTEM_PYTHON, "-m", "ksi", "gc", "--all-users"],
+                           env=dict(root_env, HOME="/root"), cwd=str(work),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        section = r.stdout.split("# user ksitest", 1)[1].split("# user ", 1)[0]
+        assert f"removed {cluster}" in section, r.stdout + r.stderr
+        assert list((run_dir / "emu" / "hosts").glob("*/*/containers/*.json")) == []
+        assert list(default_root.glob("*")) == []
+    finally:
+        for p in default_root.glob("ksi-*"):
+            shutil.rmtree(p, ignore_errors=True)

@@ -123,6 +123,26 @@ def test_node_start_failure_is_retried(emu_env: dict, workdir: Path) -> None:
     assert leftovers(emu_env) == NOTHING
 
 
+def test_kind_network_race_is_retried(emu_env: dict, workdir: Path) -> None:
+    """kind (podman provider) checks for its 'kind' network, then creates it: a second kind
+    that creates it in between makes podman say 'already exists' and kind fail (seen on the
+    test bed, three nodes on one root podman). KSI sees the network exists and retries."""
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "KSI_EMU_FAIL": "kind:network-race@1"}
+    first = run_ksi(["run", "--provider", "podman", "wl.sh"], emu_env, workdir)
+    assert first.returncode == 0, first.stderr  # the network exists from now on
+    res = run_ksi(["run", "--provider", "podman", "-v", "wl.sh"], env, workdir)
+    assert res.returncode == 0, res.stderr
+    creates = [c for c in calls(emu_env) if c["tool"] == "kind" and c["argv"][:2] ==
+               ["create", "cluster"]]
+    assert [c["exit"] for c in creates] == [0, 1, 0]
+    nets = [c for c in calls(emu_env) if c["tool"] == "podman" and c["argv"][:2] ==
+            ["network", "create"]]
+    assert [c["exit"] for c in nets] == [0, 125]
+    assert "created the 'kind' network meanwhile" in res.stderr
+    assert leftovers(emu_env) == NOTHING
+
+
 def test_node_start_failure_diagnosis_after_all_attempts(emu_env: dict, workdir: Path) -> None:
     (workdir / "wl.sh").write_text("true\n")
     env = {**emu_env, "KSI_EMU_FAIL": "kind:logline", "KSI_CREATE_RETRIES": "1"}

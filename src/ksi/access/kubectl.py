@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,19 @@ class Kubectl:
                        "exported logs and 'ksi doctor'; raise ready_timeout if the node is slow",
                        code=Exit.CLUSTER_NOT_READY)
 
+
+    def ready_node_labels(self, selector: str, label: str) -> tuple[set[str], str]:
+        """The values of label on the Ready nodes matching selector (one `kubectl get`),
+        and kubectl's last error line ('' when it answered)."""
+        res = self.run("get", "nodes", "-l", selector, "-o", "json", timeout=60, check=False)
+        if res.returncode != 0:
+            return set(), ((res.stderr or res.stdout).strip().splitlines() or [""])[-1]
+        ready = set()
+        for node in json.loads(res.stdout or "{}").get("items") or []:
+            conditions = (node.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.add(((node.get("metadata") or {}).get("labels") or {}).get(label, ""))
+        return ready - {""}, ""
 
     def wait_exists(self, kind: str, name: str, namespace: str, timeout: float) -> None:
         """Poll until the object exists (the cluster is usable, not only Ready)."""

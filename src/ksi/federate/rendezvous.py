@@ -238,11 +238,12 @@ def new_nonce() -> str:
 
 
 def wait_for(check: Callable[[], Any], timeout: float,
-             abort: Callable[[], None] = lambda: None) -> Any:
-    """Poll check() with backoff until it returns something truthy (returned) or timeout
-    (None). abort() is called on every round and may raise to end the wait."""
+             abort: Callable[[], None] = lambda: None, cap: float = POLL_MAX) -> Any:
+    """Poll check() with backoff (capped at cap seconds) until it returns something truthy
+    (returned) or timeout (None). abort() is called on every round and may raise to end
+    the wait."""
     deadline = time.monotonic() + timeout
-    for delay in backoff():
+    for delay in backoff(cap):
         abort()
         value = check()
         if value:

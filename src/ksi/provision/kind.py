@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("ksi.kind")
 
 LOG_LINE_FAILURE = "could not find a log line that matches"
+# kind checks for its network, then creates it, with no lock in between (kind v0.33.0
+# providers/podman/network.go ensureNetwork): two creates at once as one user on one
+# runtime race, and the loser fails although the network now exists (seen here: three
+# test-bed nodes on one root podman).
+NETWORK_RACE = re.compile(r'failed to ensure \w+ network: command "[^"]*network create '
+                          r'[^"]*?(\S+)" failed')
 
 
 def inotify_diagnosis(proc_root: str = "/proc") -> str:
@@ -101,7 +108,8 @@ class Kind:
 
     def create(self, name: str, config: Path, kubeconfig: Path, *, image: str = "",
                timeout: float = 600, retries: int = 2) -> int:
-        """Create the cluster; retry kind's transient node start-up failure. Returns attempts."""
+        """Create the cluster; retry kind's transient node start-up failure and its network
+        race. Returns attempts."""
         attempts = retries + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -110,6 +118,11 @@ class Kind:
                                 what="kind create cluster")
                 return attempt
             except CommandFailed as exc:
+                raced = NETWORK_RACE.search(exc.stderr)
+                if raced and attempt < attempts and self.provider.network_exists(raced[1]):
+                    log.warning("kind create: another kind created the %r network meanwhile "
+                                "(attempt %d/%d); retrying", raced[1], attempt, attempts)
+                    continue  # kind failed before it made any node: nothing to delete
                 code, cause, fix = classify(exc.stderr)
                 if code == Exit.CLUSTER_NODE_START_FAILED and attempt < attempts:
                     log.warning("kind create: node did not start (attempt %d/%d); %s; retrying",

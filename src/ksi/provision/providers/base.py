@@ -90,6 +90,11 @@ class Provider:
             self.runner.run([self.binary, "rm", "-f", "-v", *names], timeout=120,
                             what=f"{self.binary} rm", code=Exit.TEARDOWN_INCOMPLETE)
 
+    def network_exists(self, name: str) -> bool:
+        res = self.runner.run([self.binary, "network", "inspect", name], timeout=60,
+                              check=False)
+        return res.returncode == 0
+
     def image_present(self, image: str) -> bool:
         res = self.runner.run([self.binary, "image", "inspect", image], timeout=60, check=False)
         return res.returncode == 0

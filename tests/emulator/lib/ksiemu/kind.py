@@ -842,12 +842,21 @@ def create(
                 log.end(step, False)
                 raise e.wrap(f'failed to pull image "{image}"') from e
         log.end(step, True)
-    # ensureNetwork
+    # ensureNetwork: inspect, then create if missing - no lock between the two, so two
+    # creates at once on one runtime race (kind v0.33.0 pkg/cluster/internal/providers/
+    # podman/network.go: ensureNetwork/createNetwork; its "kind" ULA subnet as seen here).
+    # Fault point kind:network-race: another kind created the network between the two.
     try:
+        if faults.should_fail("kind", "network-race"):
+            raise KindError("raced", "")
         prov.run(["network", "inspect", "kind"])
     except KindError:
+        argv = ["network", "create", "kind"]
+        if prov.name == "podman":
+            argv = ["network", "create", "-d=bridge", "--ipv6", "--subnet",
+                    "fc00:f853:ccd:e793::/64", "kind"]
         try:
-            prov.run(["network", "create", "kind"])
+            prov.run(argv)
         except KindError as e:
             raise e.wrap(f"failed to ensure {prov.name} network") from e
     names = node_names(c)

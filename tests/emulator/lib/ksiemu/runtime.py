@@ -1151,6 +1151,9 @@ class Runtime:
             return 0
         if sub == "create":
             name = names[-1] if names else "net"
+            if self.podman and name in nets:
+                # real podman 4.3.1, run here: exit 125
+                self.die(f"network name {name} already used: network already exists")
 
             def upd(cur: Optional[Dict[str, Any]]) -> Dict[str, Any]:
                 cur = cur or {}
