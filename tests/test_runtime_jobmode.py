@@ -193,3 +193,35 @@ def test_podman_job_config_keeps_site_fixes(jobenv, workdir: Path, tmp_path: Pat
                          "containers.conf" for k in kinds)
     assert not (out / "daemon.env").exists()          # podman has no daemon to start
     assert not (base / "ksi-4242.0").exists()
+
+
+def test_teardown_kills_only_processes_that_name_the_job_dir(tmp_path: Path) -> None:
+    """podman's conmon (and a `podman run` Slurm's SIGTERM reached) outlive `podman rm` for a
+    moment and re-create storage in the job dir: the teardown kills processes whose command
+    line or environment names the dir or a path in it; not a sibling step's (/tmp/ksi-7.1 vs
+    /tmp/ksi-7.10), not unrelated ones, not KSI itself or its ancestors."""
+    from ksi.runtime.jobruntime import JobRuntime
+
+    rt = JobRuntime("podman", None, job_id="7", step_id="1", base="/tmp")  # type: ignore[arg-type]
+    proc = tmp_path / "proc"
+    cmdlines = {
+        "101": b"conmon\0--exit-dir\0/tmp/ksi-7.1/run/libpod/exits\0",  # in the dir
+        "102": b"podman\0--root=/tmp/ksi-7.10/data\0",                   # sibling step
+        "103": b"sleep\0/tmp/ksi-7.1\0",                                  # the dir itself
+        "104": b"bash\0-c\0echo hello\0",
+        str(os.getpid()): b"python\0/tmp/ksi-7.1/x\0",                   # never itself
+    }
+    environs = {
+        "105": b"CONTAINERS_STORAGE_CONF=/tmp/ksi-7.1/cfg/storage.conf\0",  # podman run
+        "555": b"CONTAINERS_STORAGE_CONF=/tmp/ksi-7.1/cfg/storage.conf\0",  # our parent
+    }
+    for pid in {*cmdlines, *environs}:
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "cmdline").write_bytes(cmdlines.get(pid, b"x\0"))
+        (proc / pid / "environ").write_bytes(environs.get(pid, b"HOME=/\0"))
+    (proc / str(os.getpid()) / "stat").write_text(f"{os.getpid()} (py thon) S 555 1 1")
+    (proc / "555" / "stat").write_text("555 (bash) S 1 1 1")
+    (proc / "self").mkdir()
+    killed: list[int] = []
+    got = rt._kill_stragglers(str(proc), kill=lambda pid, _sig: killed.append(pid))
+    assert sorted(killed) == sorted(got) == [101, 103, 105]

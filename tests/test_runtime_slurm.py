@@ -137,7 +137,12 @@ def test_job_scoped_podman_container_ends_with_the_job(bed: Testbed, work: Path)
     wait_for(gone, 30, 0.2, what="the container to disappear after scancel")
     took = time.monotonic() - t0
     bed.wait_gone(job, timeout=60)
-    assert not (work / f"ksi-{job}.batch").exists(), "the job's runtime dir was not removed"
+    left = work / f"ksi-{job}.batch"
+    if left.exists():
+        logs = [*work.glob("*.out"), *work.glob("*.log")]
+        out = "".join(p.read_text(errors="replace") for p in logs)
+        raise AssertionError("the job's runtime dir was not removed: "
+                             f"{sorted(str(p) for p in left.rglob('*'))[:20]}\n{out}")
     assert took < 15, f"took {took:.1f}s"
 
 

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from ksi.errors import Exit, KsiError
 from ksi.runtime import cgroups
@@ -261,7 +261,7 @@ class JobRuntime:
                     and shutil.which("rootlesskit"):
                 self.runner.run(["rootlesskit", "rm", "-rf", str(self.dir)], timeout=120,
                                 check=False)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove_dir()
             if self.dir.exists():
                 problems.append(f"could not remove {self.dir}")
             else:
@@ -305,6 +305,63 @@ class JobRuntime:
                     except OSError:
                         time.sleep(0.1)
         return problems
+
+    def _remove_dir(self, timeout: float = 10.0) -> None:
+        """Remove the job dir. Processes the runtime detached (podman's conmon, which runs
+        `podman container cleanup` when its container dies; a `podman run` that Slurm's
+        SIGTERM reached first) may still write into it and re-create its storage: kill
+        them and remove the dir until a pass finds no such process (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            killed = self._kill_stragglers()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if (not killed and not self.dir.exists()) or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)  # let the killed processes die before the next pass
+
+    def _kill_stragglers(self, proc_root: str = "/proc",
+                         kill: Callable[[int, int], None] = os.kill) -> list[int]:
+        """SIGKILL the processes whose command line or environment names the job dir or a
+        path in it (/tmp/ksi-7.1 does not name /tmp/ksi-7.10); never this process or its
+        ancestors (a shell that exported the runtime's environment), never another user's.
+        Returns their pids."""
+        needle = str(self.dir).encode()
+        spared, uid = _ancestors(proc_root), os.getuid()
+        killed = []
+        for entry in Path(proc_root).iterdir():
+            if not entry.name.isdigit() or int(entry.name) in spared:
+                continue
+            try:
+                if entry.stat().st_uid != uid:
+                    continue
+            except OSError:
+                continue
+            for what in ("cmdline", "environ"):
+                try:
+                    text = (entry / what).read_bytes()
+                except OSError:   # gone, or another user's environment
+                    continue
+                if needle + b"/" in text or needle + b"\0" in text:
+                    try:
+                        kill(int(entry.name), signal.SIGKILL)
+                        killed.append(int(entry.name))
+                    except OSError:
+                        pass
+                    break
+        return killed
+
+
+def _ancestors(proc_root: str = "/proc") -> set[int]:
+    """This process and its ancestors' pids."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat = (Path(proc_root) / str(pid) / "stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
 
 
 def _summarise_info(binary: str, text: str) -> dict[str, Any]:
