@@ -17,7 +17,7 @@ from ksi.errors import Exit, KsiError
 from ksi.jobenv import LocalEnvironment, SlurmEnvironment, detect
 from ksi.jobenv.slurm import parse_time_left
 from ksi.plan import kindconfig, names
-from ksi.plan.ports import PortBook, parse_port, port_in_use
+from ksi.plan.ports import PortBook, ensure_lock_dir, parse_port, port_in_use
 from ksi.settings import load
 
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "3", "SLURM_NODEID": "1",
@@ -109,6 +109,36 @@ def test_reservation_is_exclusive_and_released(tmp_path: Path) -> None:
     assert book.held_by_others() == []
     assert not (tmp_path / "locks" / f"port-{r.port}.lock").exists()
     assert oct((tmp_path / "locks").stat().st_mode & 0o7777) == "0o1777"
+
+
+def foreign_file_in_sticky_dir(d: Path, name: str) -> Path:
+    """A file of another user (uid 1501) in the sticky, world-writable dir d; skips unless
+    the kernel then refuses O_CREAT on it (fs.protected_regular >= 1, systemd's default)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file to another user")
+    f = d / name
+    f.write_text("")
+    os.chmod(f, 0o644)
+    os.chown(f, 1501, 1501)
+    try:
+        os.close(os.open(f, os.O_RDWR | os.O_CREAT))
+    except PermissionError:
+        return f
+    pytest.skip("fs.protected_regular is 0 here: O_CREAT on another user's file is allowed")
+
+
+def test_another_users_lock_file_still_reserves_its_port(tmp_path: Path) -> None:
+    """A run of another user left its (unlocked) lock file: the port can be reserved, the
+    reservation is exclusive, and releasing it leaves that user's file alone."""
+    locks = ensure_lock_dir(tmp_path / "locks")
+    port = next(p for p in range(31500, 31600) if port_in_use(p) is None)
+    f = foreign_file_in_sticky_dir(locks, f"port-{port}.lock")
+    r = PortBook(locks).reserve(port, "K8S_PORT")
+    with pytest.raises(KsiError) as exc:
+        PortBook(locks).reserve(port, "K8S_PORT")
+    assert exc.value.code == Exit.PORT_TAKEN
+    r.release()
+    assert f.stat().st_uid == 1501
 
 
 def test_port_bound_by_another_program_is_taken(tmp_path: Path) -> None:
@@ -308,3 +338,23 @@ def test_runner_stops_what_helper_threads_still_run() -> None:
     assert not t.is_alive() and time.monotonic() - t0 < 5
     assert out and "a helper's command failed (exit -15)" in out[0].cause
     assert r.stop_all() == 0
+
+
+def test_kind_failure_names_the_failed_command_and_its_output() -> None:
+    """kind's ERROR line alone says only 'exit status 1': the cause is in the Command
+    Output kind prints after it (cmd/kind/app/main.go); the one-line error carries both."""
+    from ksi.provision.kind import classify
+
+    stderr = ('Creating cluster "c" ...\n ✗ Preparing nodes 📦\nERROR: failed to create cluster: '
+              'command "nerdctl run --name c-control-plane --privileged --net kind '
+              'kindest/node:v1.34.0" failed with error: exit status 1\n\nCommand Output: '
+              'time="2026-12-02T13:07:21Z" level=fatal msg="failed to create shim task"\n'
+              'error: OCI runtime create failed: cannot mount /dev/fuse\n')
+    code, cause, _ = classify(stderr)
+    assert code == Exit.CLUSTER_CREATE_FAILED
+    assert cause == ('kind could not create the cluster: "nerdctl run …" failed: exit status 1: '
+                     'error: OCI runtime create failed: cannot mount /dev/fuse')
+    code, cause, _ = classify('ERROR: failed to create cluster: node(s) already exist for a '
+                              'cluster with the name "c"\n')
+    assert cause == 'kind could not create the cluster: node(s) already exist for a cluster ' \
+                    'with the name "c"'

@@ -1128,3 +1128,17 @@ def test_delay_injection(emu: Emu) -> None:
     emu.run("kubectl", "version", "--client", KSI_EMU_DELAY="kubectl:version=0.3")
     assert time.monotonic() - t >= 0.3
     assert emu.calls("kubectl")[-1]["duration"] >= 0.3
+
+
+def test_state_lock_file_of_another_user_can_be_locked(tmp_path: Path) -> None:
+    """Emulated tools of root and of a user share lock files in sticky dirs (the emulated
+    host's .ports.lock); with fs.protected_regular the kernel refuses root O_CREAT on the
+    user's file, and a tool must still lock it (seen: root's nerdctl run crashed)."""
+    from test_core_units import foreign_file_in_sticky_dir
+
+    d = tmp_path / "host"
+    d.mkdir()
+    d.chmod(0o1777)
+    f = foreign_file_in_sticky_dir(d, ".ports.lock")
+    with emustate.locked(str(f)):
+        assert f.stat().st_uid == 1501

@@ -41,6 +41,17 @@ def inotify_diagnosis(proc_root: str = "/proc") -> str:
                    "clusters per node)" if low else "")
 
 
+def kind_said(stderr: str) -> str:
+    """kind's failure in one line: its ERROR line, the command it ran shortened to the
+    program and subcommand, and the most telling line of that command's output (kind
+    prints it after 'Command Output:', cmd/kind/app/main.go)."""
+    head, _, output = stderr.partition("Command Output:")
+    said = last_line(head).removeprefix("ERROR: ").removeprefix("failed to create cluster: ")
+    said = re.sub(r'command "(\S+ \S+)[^"]*" failed with error: ', r'"\1 …" failed: ', said)
+    detail = last_line(output)
+    return f"{said}: {detail}" if said and detail else said or detail
+
+
 def classify(stderr: str) -> tuple[Exit, str, str]:
     """(exit code, cause, fix) for a failed 'kind create cluster' from kind's own words."""
     s = stderr
@@ -66,7 +77,7 @@ def classify(stderr: str) -> tuple[Exit, str, str]:
     if "unable to decode config" in s or "invalid configuration" in s.lower():
         return (Exit.CONFIG_INVALID, "kind rejected the cluster config",
                 "check the kind_config fragment in your KSI config (see --dry-run)")
-    said = last_line(s).removeprefix("ERROR: failed to create cluster: ")
+    said = kind_said(s)
     return (Exit.CLUSTER_CREATE_FAILED,
             "kind could not create the cluster" + (f": {said}" if said else ""),
             "read the cluster logs KSI exported (path above) and 'ksi doctor'")

@@ -87,10 +87,25 @@ def dir_path(*parts: str, shared_levels: int = 0) -> str:
     return p
 
 
+def open_shared(p: str, flags: int) -> int:
+    """os.open(p, flags | O_CREAT) for a file several users share in a sticky directory.
+    With fs.protected_regular >= 1 (systemd's default, 2 here) the kernel refuses O_CREAT
+    on an existing file of another user in a world-writable sticky directory, even to
+    root (EACCES; Documentation/admin-guide/sysctl/fs.rst): open it without O_CREAT then,
+    read-only if its mode does not let us write (flock works on any fd)."""
+    try:
+        return os.open(p, flags | os.O_CREAT, SHARED_FILE_MODE)
+    except PermissionError:
+        try:
+            return os.open(p, flags)
+        except PermissionError:
+            return os.open(p, os.O_RDONLY)
+
+
 @contextlib.contextmanager
 def locked(lock_path: str) -> Iterator[None]:
     ensure_dir(os.path.dirname(lock_path))
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, SHARED_FILE_MODE)
+    fd = open_shared(lock_path, os.O_RDWR)
     try:
         try:
             os.fchmod(fd, SHARED_FILE_MODE)
@@ -155,7 +170,7 @@ def calls_path(r: Optional[str] = None) -> str:
 def append_call(rec: Dict[str, Any]) -> None:
     p = path("calls.jsonl")
     line = (json.dumps(rec, sort_keys=True) + "\n").encode()
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, SHARED_FILE_MODE)
+    fd = open_shared(p, os.O_WRONLY | os.O_APPEND)
     try:
         with contextlib.suppress(PermissionError):
             if os.fstat(fd).st_uid == os.getuid():
