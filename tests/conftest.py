@@ -85,3 +85,19 @@ def workdir(tmp_path: Path) -> Path:
     d = tmp_path / "work"
     d.mkdir()
     return d
+
+
+def foreign_file_in_sticky_dir(d: Path, name: str) -> Path:
+    """A file of another user (uid 1501) in the sticky, world-writable dir d; skips unless
+    the kernel then refuses O_CREAT on it (fs.protected_regular >= 1, systemd's default)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file to another user")
+    f = d / name
+    f.write_text("")
+    os.chmod(f, 0o644)
+    os.chown(f, 1501, 1501)
+    try:
+        os.close(os.open(f, os.O_RDWR | os.O_CREAT))
+    except PermissionError:
+        return f
+    pytest.skip("fs.protected_regular is 0 here: O_CREAT on another user's file is allowed")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import foreign_file_in_sticky_dir
 
 from ksi.access.admin import MIN_TOKEN_SECONDS, token_seconds
 from ksi.errors import Exit, KsiError
@@ -109,22 +110,6 @@ def test_reservation_is_exclusive_and_released(tmp_path: Path) -> None:
     assert book.held_by_others() == []
     assert not (tmp_path / "locks" / f"port-{r.port}.lock").exists()
     assert oct((tmp_path / "locks").stat().st_mode & 0o7777) == "0o1777"
-
-
-def foreign_file_in_sticky_dir(d: Path, name: str) -> Path:
-    """A file of another user (uid 1501) in the sticky, world-writable dir d; skips unless
-    the kernel then refuses O_CREAT on it (fs.protected_regular >= 1, systemd's default)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to give a file to another user")
-    f = d / name
-    f.write_text("")
-    os.chmod(f, 0o644)
-    os.chown(f, 1501, 1501)
-    try:
-        os.close(os.open(f, os.O_RDWR | os.O_CREAT))
-    except PermissionError:
-        return f
-    pytest.skip("fs.protected_regular is 0 here: O_CREAT on another user's file is allowed")
 
 
 def test_another_users_lock_file_still_reserves_its_port(tmp_path: Path) -> None:

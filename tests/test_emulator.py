@@ -18,6 +18,7 @@ EMU = Path(__file__).resolve().parent / "emulator"
 sys.path.insert(0, str(EMU / "lib"))
 
 from ksiemu import state as emustate  # noqa: E402
+from tests.conftest import foreign_file_in_sticky_dir  # noqa: E402
 
 KIND_CFG = """kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
@@ -1134,8 +1135,6 @@ def test_state_lock_file_of_another_user_can_be_locked(tmp_path: Path) -> None:
     """Emulated tools of root and of a user share lock files in sticky dirs (the emulated
     host's .ports.lock); with fs.protected_regular the kernel refuses root O_CREAT on the
     user's file, and a tool must still lock it (seen: root's nerdctl run crashed)."""
-    from test_core_units import foreign_file_in_sticky_dir
-
     d = tmp_path / "host"
     d.mkdir()
     d.chmod(0o1777)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 from ksi.cluster import RUN_RECORD
 from ksi.errors import KsiError
 from ksi.plan import names
+from ksi.procfs import user_processes
 
 if TYPE_CHECKING:
     from ksi.runner import Runner
@@ -92,24 +93,18 @@ def ksi_pid_alive(pid: Optional[int]) -> bool:
 
 def other_ksi_running(uid: int) -> bool:
     """Another ksi process of uid runs on this host (not this one, nor its parents)."""
-    mine = {os.getpid(), os.getppid()}
     try:
-        entries = os.listdir("/proc")
+        for e in user_processes(uid, spare={os.getpid(), os.getppid()}):
+            try:
+                argv = (e / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            words = [os.path.basename(a) for a in argv[:3]]
+            is_ksi = b"ksi" in words or (b"-m" in argv[:3] and b"ksi" in argv[:4])
+            if is_ksi and (b"run" in argv or b"shell" in argv):
+                return True
     except OSError:
         return True  # cannot tell: be careful
-    for e in entries:
-        if not e.isdigit() or int(e) in mine:
-            continue
-        try:
-            if os.stat(f"/proc/{e}").st_uid != uid:
-                continue
-            argv = Path(f"/proc/{e}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [os.path.basename(a) for a in argv[:3]]
-        is_ksi = b"ksi" in words or (b"-m" in argv[:3] and b"ksi" in argv[:4])
-        if is_ksi and (b"run" in argv or b"shell" in argv):
-            return True
     return False
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ksi.errors import Exit, KsiError
+from ksi.procfs import user_processes
 
 ANNOTATION = "nerdctl/bypass4netns=true"
 SOCKET = "bypass4netnsd.sock"
@@ -53,19 +54,15 @@ def daemon_running(environ: Mapping[str, str], proc_root: str = "/proc",
                 return f"socket {sock}"
         except OSError:
             pass
-    uid = os.getuid() if uid is None else uid
     try:
-        entries = list(Path(proc_root).iterdir())
+        for e in user_processes(os.getuid() if uid is None else uid, proc_root):
+            try:
+                if (e / "comm").read_text().strip() == DAEMON:
+                    return f"process {e.name}"
+            except OSError:
+                continue
     except OSError:
-        return ""
-    for e in entries:
-        if not e.name.isdigit():
-            continue
-        try:
-            if (e / "comm").read_text().strip() == DAEMON and e.stat().st_uid == uid:
-                return f"process {e.name}"
-        except OSError:
-            continue
+        pass
     return ""
 
 

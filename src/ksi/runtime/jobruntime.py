@@ -21,9 +21,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
 from ksi.errors import Exit, KsiError
+from ksi.procfs import ancestors, user_processes
 from ksi.runtime import cgroups
 
 if TYPE_CHECKING:
@@ -326,42 +327,25 @@ class JobRuntime:
         ancestors (a shell that exported the runtime's environment), never another user's.
         Returns their pids."""
         needle = str(self.dir).encode()
-        spared, uid = _ancestors(proc_root), os.getuid()
         killed = []
-        for entry in Path(proc_root).iterdir():
-            if not entry.name.isdigit() or int(entry.name) in spared:
-                continue
-            try:
-                if entry.stat().st_uid != uid:
-                    continue
-            except OSError:
-                continue
-            for what in ("cmdline", "environ"):
+        for entry in user_processes(os.getuid(), proc_root, spare=ancestors(proc_root)):
+            if any(needle + b"/" in text or needle + b"\0" in text
+                   for text in _read_each(entry / "cmdline", entry / "environ")):
                 try:
-                    text = (entry / what).read_bytes()
-                except OSError:   # gone, or another user's environment
-                    continue
-                if needle + b"/" in text or needle + b"\0" in text:
-                    try:
-                        kill(int(entry.name), signal.SIGKILL)
-                        killed.append(int(entry.name))
-                    except OSError:
-                        pass
-                    break
+                    kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+                except OSError:
+                    pass
         return killed
 
 
-def _ancestors(proc_root: str = "/proc") -> set[int]:
-    """This process and its ancestors' pids."""
-    pids, pid = set(), os.getpid()
-    while pid > 1 and pid not in pids:
-        pids.add(pid)
+def _read_each(*paths: Path) -> Iterator[bytes]:
+    """The contents of each path that can be read (a process may be gone)."""
+    for path in paths:
         try:
-            stat = (Path(proc_root) / str(pid) / "stat").read_text()
-            pid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
+            yield path.read_bytes()
+        except OSError:
+            continue
 
 
 def _summarise_info(binary: str, text: str) -> dict[str, Any]:
