@@ -18,7 +18,7 @@ from ksi.federate import subnets
 from ksi.federate.liqo import unhealthy
 from ksi.federate.rendezvous import JobDir, Watch, wait_for
 from ksi.federate.run import Federation
-from ksi.settings import OPTIONS
+from ksi.settings import Settings
 
 # ---------------------------------------------------------------- subnets
 
@@ -172,17 +172,17 @@ def test_a_node_that_left_is_not_dead(tmp_path):
 
 
 def _federation(shared: Path, node: int, n: int, tmp: Path, **settings) -> Federation:
-    values = {o.name: o.default for o in OPTIONS if o.name != "port_range"}  # then the test's
-    values.update(heartbeat_interval=0.1, heartbeat_timeout=2.0, shared_check_timeout=1.5,
-                  api_address=f"10.79.0.{11 + node}", pod_subnet_pool="10.100.0.0/14",
-                  service_subnet_pool="10.104.0.0/14", systemd_scope=False,
-                  peer_concurrency=2, rendezvous_timeout=5.0)
+    values: dict[str, object] = dict(
+        heartbeat_interval=0.1, heartbeat_timeout=2.0, shared_check_timeout=1.5,
+        api_address=f"10.79.0.{11 + node}", pod_subnet_pool="10.100.0.0/14",
+        service_subnet_pool="10.104.0.0/14", systemd_scope=False, peer_concurrency=2,
+        rendezvous_timeout=5.0)
     values.update(settings)
     env = SimpleNamespace(node_id=node, num_nodes=n, nodes=[f"node{i + 1}" for i in range(n)],
                           hostname=f"node{node + 1}", job_id="99", step_id="0", environ={},
                           local_id=0, proc_id=node, is_slurm=False)
     plan = SimpleNamespace(
-        env=env, settings=SimpleNamespace(port_range=lambda: (30000, 32767), **values),
+        env=env, settings=Settings.defaults().replace(**values),
         shared_dir=shared, cluster=f"ksi-99-0-{node}-abcd", provider="nerdctl",
         state_dir=tmp / f"state{node}", kubeconfig=tmp / f"kc{node}", k8s_port=None,
         api_address="127.0.0.1", pod_subnet="", service_subnet="", gateway_nodeport=None)

@@ -1,13 +1,16 @@
 """Settings: defaults < site file < user file < KSI_* environment < command-line flags.
 
-Every value remembers where it came from (`ksi config` prints it)."""
+OPTIONS is the one table: the frozen, typed `Settings` class is generated from it, and every
+value remembers where it came from (`ksi config` prints it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, cast
 
 from ksi.errors import Exit, KsiError
 
@@ -24,12 +27,32 @@ class Option:
     choices: tuple[str, ...] = ()
 
 
-def _range(text: str) -> tuple[int, int]:
-    lo, _, hi = str(text).partition("-")
-    a, b = int(lo), int(hi or lo)
-    if not (0 < a <= b < 65536):
-        raise ValueError(f"{text!r} is not a port range like 30000-32767")
-    return a, b
+class PortRange(NamedTuple):
+    """An inclusive host port range, written LOW-HIGH in config files and flags."""
+
+    lo: int
+    hi: int
+
+    @classmethod
+    def parse(cls, value: Any) -> PortRange:
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            a, b = int(value[0]), int(value[1])
+        else:
+            lo, _, hi = str(value).partition("-")
+            try:
+                a, b = int(lo), int(hi or lo)
+            except ValueError:
+                a = b = 0
+        if not (0 < a <= b < 65536):
+            raise ValueError(f"{value!r} is not a port range like 30000-32767")
+        return cls(a, b)
+
+    def __str__(self) -> str:
+        return f"{self.lo}-{self.hi}"
+
+    def __call__(self) -> tuple[int, int]:
+        """`settings.port_range()` as before the settings were typed: (lo, hi)."""
+        return self.lo, self.hi
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -40,8 +63,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("state_dir", "", str, "private node-local state (default $XDG_RUNTIME_DIR/ksi or "
            "/tmp/ksi-$UID)"),
     Option("lock_dir", "/tmp/ksi-locks", str, "host-wide port reservation directory (1777)"),
-    Option("port_range", "30000-32767", str, "range for K8S_PORT and Liqo's gateway port"),
-    Option("api_port_range", "41000-41999", str, "range for the API server host port"),
+    Option("port_range", PortRange(30000, 32767), PortRange, "range for K8S_PORT and Liqo's "
+           "gateway port"),
+    Option("api_port_range", PortRange(41000, 41999), PortRange, "range for the API server "
+           "host port"),
     Option("api_address", "", str, "API server address (default 127.0.0.1 on one node, the "
            "node's address when federating)"),
     Option("create_retries", 2, int, "retries of 'kind create' on the node start-up failure"),
@@ -83,6 +108,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("registry_dir", "", str, "shared directory (all nodes) where each run registers "
            "its cluster for 'ksi ls --all-nodes' (empty: off)"),
     Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
+    Option("gpus", "auto", str, "GPUs for the node containers: auto (the job's GPUs, when "
+           "there are any) or none", ("auto", "none")),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -103,22 +130,23 @@ def _convert(opt: Option, value: Any, origin: str) -> Any:
                 raise ValueError("expected a whole number")
             out = int(value)
         elif opt.kind is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
             out = float(value)
+        elif opt.kind is PortRange:
+            out = PortRange.parse(value)
         else:
             out = str(value)
     except (TypeError, ValueError) as exc:
+        if opt.kind is PortRange:
+            raise KsiError(f"{origin}: {exc}", "write it as LOW-HIGH",
+                           code=Exit.CONFIG_INVALID) from None
         raise KsiError(f"{origin}: {opt.name}={value!r} is invalid ({exc})",
                        f"set {opt.name} to a {opt.kind.__name__}", code=Exit.CONFIG_INVALID
                        ) from None
     if opt.choices and out not in opt.choices:
         raise KsiError(f"{origin}: {opt.name}={out!r} is not one of {', '.join(opt.choices)}",
                        f"choose one of: {', '.join(opt.choices)}", code=Exit.CONFIG_INVALID)
-    if opt.name.endswith("port_range"):
-        try:
-            _range(out)
-        except ValueError as exc:
-            raise KsiError(f"{origin}: {exc}", "write it as LOW-HIGH",
-                           code=Exit.CONFIG_INVALID) from None
     return out
 
 
@@ -143,54 +171,90 @@ def _load_toml(path: Path) -> dict[str, Any]:
     return section
 
 
-class Settings:
-    """Effective settings with the origin of each value."""
+def _option(name: str, origin: str) -> Option:
+    opt = BY_NAME.get(name)
+    if opt is None:
+        raise KsiError(f"{origin}: unknown setting {name!r}",
+                       f"remove it; known settings: {', '.join(sorted(BY_NAME))}",
+                       code=Exit.CONFIG_INVALID)
+    return opt
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {o.name: o.default for o in OPTIONS}
-        self.origins: dict[str, str] = {o.name: "default" for o in OPTIONS}
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+def shown(value: Any) -> Any:
+    """A value as config files write it (a port range as LOW-HIGH)."""
+    return str(value) if isinstance(value, PortRange) else value
 
-    def set(self, name: str, value: Any, origin: str) -> None:
-        opt = BY_NAME.get(name)
-        if opt is None:
-            raise KsiError(f"{origin}: unknown setting {name!r}",
-                           f"remove it; known settings: {', '.join(sorted(BY_NAME))}",
-                           code=Exit.CONFIG_INVALID)
-        self.values[name] = _convert(opt, value, origin)
-        self.origins[name] = origin
 
-    def port_range(self) -> tuple[int, int]:
-        return _range(self.values["port_range"])
+class _SettingsMethods:
+    """What every Settings has besides its fields (which are generated from OPTIONS)."""
 
-    def api_port_range(self) -> tuple[int, int]:
-        return _range(self.values["api_port_range"])
+    origins: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        origins = {o.name: "default" for o in OPTIONS}
+        origins.update(self.origins)
+        object.__setattr__(self, "origins", MappingProxyType(origins))
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every option at its default, origin "default"."""
+        return cast("Settings", cls())
+
+    def replace(self, *, origin: str = "replace", **changes: Any) -> Settings:
+        """A copy with changes, each converted and checked as a config file's value is."""
+        values = {o.name: getattr(self, o.name) for o in OPTIONS}
+        origins = dict(self.origins)
+        for name, value in changes.items():
+            values[name] = _convert(_option(name, origin), value, origin)
+            origins[name] = origin
+        return cast("Settings", type(self)(**values, origins=origins))
 
     def table(self) -> list[tuple[str, Any, str]]:
-        return [(o.name, self.values[o.name], self.origins[o.name]) for o in OPTIONS]
+        """(name, value as written in a config file, origin) in OPTIONS order."""
+        return [(o.name, shown(getattr(self, o.name)), self.origins.get(o.name, "default"))
+                for o in OPTIONS]
+
+
+if TYPE_CHECKING:
+    class Settings(_SettingsMethods):
+        """Effective settings (typed fields generated from OPTIONS at run time)."""
+
+        def __init__(self, **values: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    Settings = dataclasses.make_dataclass(
+        "Settings",
+        [*((o.name, o.kind, field(default=o.default)) for o in OPTIONS),
+         ("origins", Mapping[str, str], field(default_factory=dict, compare=False,
+                                              repr=False))],
+        bases=(_SettingsMethods,), frozen=True)
+    Settings.__module__ = __name__
+    Settings.__doc__ = "Effective settings: one typed, frozen field per option of OPTIONS."
 
 
 def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
          *, expand: Callable[[str], str] = os.path.expanduser) -> Settings:
-    """Build settings from the four layers; raises KsiError(CONFIG_INVALID) on bad input."""
+    """Build settings from the layers; raises KsiError(CONFIG_INVALID) on bad input."""
     environ = os.environ if environ is None else environ
-    s = Settings()
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+
+    def put(name: str, value: Any, origin: str) -> None:
+        values[name] = _convert(_option(name, origin), value, origin)
+        origins[name] = origin
+
     for path_text, label in ((environ.get("KSI_SITE_CONFIG", SITE_CONFIG), "site"),
                              (environ.get("KSI_USER_CONFIG", USER_CONFIG), "user")):
         path = Path(expand(path_text))
         if path.is_file():
             for key, value in _load_toml(path).items():
-                s.set(key, value, f"{label} file {path}")
+                put(key, value, f"{label} file {path}")
     for opt in OPTIONS:
         env_name = "KSI_" + opt.name.upper()
         if env_name in environ:
-            s.set(opt.name, environ[env_name], f"environment {env_name}")
+            put(opt.name, environ[env_name], f"environment {env_name}")
     for key, value in (flags or {}).items():
         if value is not None:
-            s.set(key, value, f"flag --{key.replace('_', '-')}")
-    return s
+            put(key, value, f"flag --{key.replace('_', '-')}")
+    return Settings(**values, origins=origins)

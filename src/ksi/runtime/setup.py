@@ -34,13 +34,6 @@ HOST_ROOT_ENV = "KSI_HOST_ROOT"       # tests: read /proc, /sys, /etc under a fa
 JOB_BASE_ENV = "KSI_JOB_RUNTIME_BASE"  # tests: where /tmp/ksi-<job>.<step> goes
 
 
-def _setting(plan: Plan, name: str, default: Any = "") -> Any:
-    try:
-        return getattr(plan.settings, name)
-    except AttributeError:
-        return default
-
-
 def _split(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value if str(v)]
@@ -55,7 +48,7 @@ class RuntimeSetup:
         self.kind = kind
         self.environ = dict(os.environ)
         self.host_root = self.environ.get(HOST_ROOT_ENV, "/")
-        self.mode = _setting(plan, "runtime_mode", "user")
+        self.mode = plan.settings.runtime_mode
         self.job: Optional[JobRuntime] = None
         self.info: dict[str, Any] = {"runtime_mode": self.mode}
         self.warnings: list[str] = []
@@ -97,7 +90,7 @@ class RuntimeSetup:
 
     def _network(self) -> None:
         env = {**self.environ, **self.runner.extra_env}
-        d = bypass.decide(_setting(self.plan, "bypass4netns", "auto"), self.provider.name, env,
+        d = bypass.decide(self.plan.settings.bypass4netns, self.provider.name, env,
                           proc_root=str(Path(self.host_root) / "proc"))
         self.info["bypass4netns"] = {"used": d.use, "reason": d.reason}
         if d.use:
@@ -119,8 +112,8 @@ class RuntimeSetup:
         """After the runtime answers: load the node image archive when the image is missing."""
         from ksi import images
 
-        archive_opt = _setting(self.plan, "image_archive", "")
-        archive_dir = _setting(self.plan, "image_archive_dir", "")
+        archive_opt = self.plan.settings.image_archive
+        archive_dir = self.plan.settings.image_archive_dir
         archive: Optional[Path] = None
         image = self.plan.image
         if archive_opt:
@@ -145,7 +138,7 @@ class RuntimeSetup:
     def after_create(self, cluster: str) -> None:
         from ksi import images
 
-        archives = _split(_setting(self.plan, "preload", ""))
+        archives = _split(self.plan.settings.preload)
         if archives:
             self.info["preloaded"] = images.preload(self.kind, cluster, archives)
         self.record_placement(cluster)
@@ -157,7 +150,7 @@ class RuntimeSetup:
         cluster. Missing ones are pulled."""
         from ksi import images
 
-        directory = _setting(self.plan, "image_archive_dir", "")
+        directory = self.plan.settings.image_archive_dir
         done = images.preload_liqo(self.kind, cluster, directory,
                                    version or images.DEFAULT_LIQO_VERSION,
                                    components or images.LIQO_COMPONENTS) if directory else []
