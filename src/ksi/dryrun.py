@@ -69,7 +69,7 @@ def print_plan(plan: Plan, runner: Runner, opts: RunOptions, out=None) -> None:
     w("".join(f"  {line}\n" for line in cfg.splitlines()))
     ctl = ["kubectl", "--kubeconfig", str(kc), "--context", plan.context]
     steps = [
-        [provider.binary, "info", "--format", "{{json .}}"],
+        provider.info_argv(),
         kind.create_argv(plan.cluster, plan.kind_config_path, kc, plan.image),
         [*ctl, "wait", "--for=condition=Ready", "nodes", "--all",
          f"--timeout={int(s.ready_timeout)}s"],

@@ -204,17 +204,15 @@ class JobRuntime:
         self.prepare()
         if self.provider == "nerdctl":
             self._start_containerd(timeout)
-        binary = self.provider
-        fmt = ["--format", "{{json .}}"] if binary == "nerdctl" else ["--format", "json"]
-        res = self.runner.run([binary, "info", *fmt], env=self.env(), timeout=timeout,
-                              what=f"{binary} info (job-scoped runtime)",
-                              code=Exit.RUNTIME_UNAVAILABLE,
-                              fix=f"read {self.log_path}; see docs/runtime.md")
-        self.info["runtime_info"] = _summarise_info(binary, res.stdout)
-        driver = self.info["runtime_info"].get("cgroup_driver")
-        if driver and driver != "cgroupfs":
+        from ksi.provision import providers
+
+        info = providers.get(self.provider, self.runner, env=self.env()).info(
+            timeout=timeout, fix=f"read {self.log_path}; see docs/runtime.md")
+        self.info["runtime_info"] = info.summary()
+        if info.cgroup_manager and info.cgroup_manager != "cgroupfs":
             log.warning("warning: job-scoped %s uses cgroup driver %s, not cgroupfs: node "
-                        "containers may land outside the job", binary, driver)
+                        "containers may land outside the job", self.provider,
+                        info.cgroup_manager)
 
     def _start_containerd(self, timeout: float) -> None:
         env = self.env()
@@ -346,21 +344,6 @@ def _read_each(*paths: Path) -> Iterator[bytes]:
             yield path.read_bytes()
         except OSError:
             continue
-
-
-def _summarise_info(binary: str, text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    if binary == "podman":
-        host = data.get("host", {}) if isinstance(data, dict) else {}
-        return {"cgroup_driver": host.get("cgroupManager"),
-                "cgroup_version": host.get("cgroupVersion"),
-                "rootless": host.get("security", {}).get("rootless")}
-    return {"cgroup_driver": data.get("CgroupDriver"),
-            "cgroup_version": data.get("CgroupVersion"),
-            "rootless": any("rootless" in str(s) for s in data.get("SecurityOptions") or [])}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -1,10 +1,15 @@
-"""What KSI needs from a container runtime, beyond what kind does with it."""
+"""What KSI needs from a container runtime, beyond what kind does with it.
+
+Every runtime flag KSI passes lives here or in the runtime's own module: `info` and `version`
+with JSON output, `ps` with `--format json`, parsed into typed records."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
-from ksi.errors import CommandFailed, Exit, KsiError
+from ksi.errors import CommandFailed, CommandTimeout, Exit, KsiError
 
 if TYPE_CHECKING:
     from ksi.runner import Runner
@@ -13,67 +18,177 @@ CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # kind's node container label
 ROLE_LABEL = "io.x-k8s.kind.role"
 
 
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What `<runtime> info` says about the runtime KSI talks to."""
+
+    rootless: bool
+    cgroup_version: int          # 1 or 2; 0 when the runtime does not say
+    cgroup_manager: str          # "systemd" or "cgroupfs"; "" when not said
+    version: str                 # the server's version ("" when not said)
+    storage_root: str            # podman's graphRoot, docker's DockerRootDir ("" for nerdctl)
+    storage_driver: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The run report's fields."""
+        return {"cgroup_driver": self.cgroup_manager or None,
+                "cgroup_version": self.cgroup_version or None, "rootless": self.rootless}
+
+
+@dataclass(frozen=True)
+class RuntimeVersion:
+    """`<runtime> version --format json`: the client's version and the server's components."""
+
+    client: str
+    server: Mapping[str, str]    # component name -> version; empty when the server is down
+
+
+@dataclass(frozen=True)
+class Container:
+    """One row of `<runtime> ps --format json`."""
+
+    name: str
+    labels: Mapping[str, str]
+
+    @property
+    def cluster(self) -> str:
+        return self.labels.get(CLUSTER_LABEL, "")
+
+
+def cgroup_number(value: Any) -> int:
+    text = str(value or "").lstrip("v")
+    return int(text) if text.isdigit() else 0
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """Labels as podman prints them (a map) or nerdctl/docker do ("k=v,k2=v2"; a value may
+    itself hold commas, e.g. nerdctl/ports' JSON: those pieces belong to the previous label)."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    out: dict[str, str] = {}
+    last = ""
+    for piece in str(value or "").split(","):
+        key, eq, val = piece.partition("=")
+        if eq and key and not key.startswith(('"', "{", "[", " ")):
+            out[key] = val
+            last = key
+        elif last:
+            out[last] += "," + piece
+    return out
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value or "")
+
+
+def parse_ps(text: str) -> list[Container]:
+    """`ps --format json`: podman prints one JSON array, nerdctl and docker one object a line."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        items = json.loads(text)
+    else:
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [Container(_first(i.get("Names")), _labels(i.get("Labels"))) for i in items]
+
+
 class Provider:
     """A runtime kind drives (KIND_EXPERIMENTAL_PROVIDER=<name>)."""
 
     name: ClassVar[str] = "abstract"
     binary: ClassVar[str] = ""
-    label_format: ClassVar[str] = '{{.Names}}\t{{.Label "%s"}}'
+    info_format: ClassVar[str] = "{{json .}}"   # kind's providers/nerdctl/provider.go
     daemon_fix: ClassVar[str] = ""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, env: Optional[Mapping[str, str]] = None) -> None:
         self.runner = runner
+        self.env = dict(env) if env else None   # e.g. a job-scoped runtime's environment
+        self._info: Optional[RuntimeInfo] = None
 
     def kind_env(self) -> dict[str, str]:
         return {"KIND_EXPERIMENTAL_PROVIDER": self.name}
 
-    def check_installed(self) -> str:
-        path = self.runner.which(self.binary)
-        if not path:
-            raise KsiError(f"provider {self.name}: '{self.binary}' is not on PATH",
-                           f"install {self.binary} (or load its module), or pick another "
-                           "--provider", code=Exit.PROVIDER_MISSING)
-        return path
+    # ------------------------------------------------------------------ info, version
+    def info_argv(self) -> list[str]:
+        return [self.binary, "info", "--format", self.info_format]
+
+    def info(self, *, timeout: float = 60, fix: str = "", refresh: bool = False) -> RuntimeInfo:
+        """The runtime's info (asked once, then cached); raises RUNTIME_UNAVAILABLE."""
+        if self._info is None or refresh:
+            try:
+                res = self.runner.run(self.info_argv(), env=self.env, timeout=timeout,
+                                      what=f"{self.binary} info",
+                                      code=Exit.RUNTIME_UNAVAILABLE,
+                                      fix=fix or self.daemon_fix)
+            except CommandTimeout as exc:  # a runtime that does not answer is unreachable
+                raise CommandFailed(exc.cause, exc.fix, code=Exit.RUNTIME_UNAVAILABLE,
+                                    argv=exc.argv, stdout=exc.stdout,
+                                    stderr=exc.stderr) from exc
+            self._info = self.parse_info(res.stdout)
+        return self._info
 
     def check_daemon(self) -> None:
         """Fail fast when the runtime cannot be reached (rootless daemon not running)."""
+        self.info()
+
+    @classmethod
+    def parse_info(cls, text: str) -> RuntimeInfo:
+        """docker's info JSON, which nerdctl copies (pkg/inspecttypes/dockercompat Info)."""
+        data = json_object(text)
+        return RuntimeInfo(
+            rootless=any("name=rootless" in str(s) for s in data.get("SecurityOptions") or []),
+            cgroup_version=cgroup_number(data.get("CgroupVersion")),
+            cgroup_manager=str(data.get("CgroupDriver") or ""),
+            version=str(data.get("ServerVersion") or ""),
+            storage_root=str(data.get("DockerRootDir") or ""),
+            storage_driver=str(data.get("Driver") or ""), raw=data)
+
+    def versions(self, *, timeout: float = 10) -> Optional[RuntimeVersion]:
+        """`version --format json` (None when the runtime is missing or says nothing)."""
+        res = self.runner.run([self.binary, "version", "--format", "json"], env=self.env,
+                              timeout=timeout, check=False)
         try:
-            self.runner.run([self.binary, "info", "--format", "{{json .}}"], timeout=60,
-                            what=f"{self.binary} info", code=Exit.RUNTIME_UNAVAILABLE,
-                            fix=self.daemon_fix)
-        except CommandFailed as exc:
-            exc.code = Exit.RUNTIME_UNAVAILABLE
-            raise
+            data = json_object(res.stdout)
+        except KsiError:
+            return None
+        client = data.get("Client") or {}
+        server = data.get("Server") or {}
+        parts = {str(c.get("Name")): str(c.get("Version"))
+                 for c in server.get("Components") or [] if isinstance(c, dict)}
+        if server.get("Version") and not parts:
+            parts[self.name] = str(server["Version"])
+        return RuntimeVersion(str(client.get("Version") or ""), parts)
 
-    def version(self) -> str:
-        res = self.runner.run([self.binary, "--version"], timeout=30, check=False)
-        return (res.stdout or res.stderr).strip().splitlines()[0] if res.returncode == 0 else ""
-
-    def _ps(self, label_filter: str) -> list[tuple[str, str]]:
+    # ------------------------------------------------------------------ containers
+    def containers(self, label_filter: str) -> list[Container]:
+        """`ps -a` filtered by one label, parsed from JSON."""
         res = self.runner.run(
-            [self.binary, "ps", "-a", "--filter", f"label={label_filter}",
-             "--format", self.label_format % CLUSTER_LABEL],
-            timeout=60, what=f"{self.binary} ps", code=Exit.RUNTIME_UNAVAILABLE,
-            fix=self.daemon_fix)
-        out = []
-        for line in res.stdout.splitlines():
-            if line.strip():
-                name, _, cluster = line.partition("\t")
-                out.append((name.strip(), cluster.strip()))
-        return out
+            [self.binary, "ps", "-a", "--filter", f"label={label_filter}", "--format", "json"],
+            env=self.env, timeout=60, what=f"{self.binary} ps",
+            code=Exit.RUNTIME_UNAVAILABLE, fix=self.daemon_fix)
+        try:
+            return parse_ps(res.stdout)
+        except (ValueError, AttributeError) as exc:
+            raise KsiError(f"{self.binary} ps --format json printed no JSON ({exc})",
+                           f"check '{self.binary} ps --format json' by hand",
+                           code=Exit.RUNTIME_UNAVAILABLE) from exc
 
     def node_containers(self, cluster: str) -> list[str]:
         """Names of the node containers of one kind cluster."""
-        return [n for n, _ in self._ps(f"{CLUSTER_LABEL}={cluster}")]
+        return [c.name for c in self.containers(f"{CLUSTER_LABEL}={cluster}")]
 
     def all_kind_containers(self) -> list[tuple[str, str]]:
         """(container, cluster) for every kind node container this runtime shows."""
-        return self._ps(CLUSTER_LABEL)
+        return [(c.name, c.cluster) for c in self.containers(CLUSTER_LABEL)]
 
     def kill(self, names: list[str]) -> None:
         """SIGKILL containers (a node whose cluster is discarded needs no graceful stop)."""
         if names:
-            self.runner.run([self.binary, "kill", *names], timeout=60,
+            self.runner.run([self.binary, "kill", *names], env=self.env, timeout=60,
                             what=f"{self.binary} kill", code=Exit.TEARDOWN_INCOMPLETE)
 
     def node_volumes(self, nodes: list[str]) -> list[str]:
@@ -82,24 +197,38 @@ class Provider:
 
     def remove_volumes(self, volumes: list[str]) -> None:
         if volumes:
-            self.runner.run([self.binary, "volume", "rm", "--force", *volumes], timeout=120,
-                            what=f"{self.binary} volume rm", code=Exit.TEARDOWN_INCOMPLETE)
+            self.runner.run([self.binary, "volume", "rm", "--force", *volumes], env=self.env,
+                            timeout=120, what=f"{self.binary} volume rm",
+                            code=Exit.TEARDOWN_INCOMPLETE)
 
     def remove(self, names: list[str]) -> None:
         if names:
-            self.runner.run([self.binary, "rm", "-f", "-v", *names], timeout=120,
+            self.runner.run([self.binary, "rm", "-f", "-v", *names], env=self.env, timeout=120,
                             what=f"{self.binary} rm", code=Exit.TEARDOWN_INCOMPLETE)
 
     def network_exists(self, name: str) -> bool:
-        res = self.runner.run([self.binary, "network", "inspect", name], timeout=60,
-                              check=False)
+        res = self.runner.run([self.binary, "network", "inspect", name], env=self.env,
+                              timeout=60, check=False)
         return res.returncode == 0
 
     def image_present(self, image: str) -> bool:
-        res = self.runner.run([self.binary, "image", "inspect", image], timeout=60, check=False)
+        res = self.runner.run([self.binary, "image", "inspect", image], env=self.env,
+                              timeout=60, check=False)
         return res.returncode == 0
 
     def load_archive(self, path: str) -> None:
-        self.runner.run([self.binary, "load", "-i", path], timeout=900,
+        self.runner.run([self.binary, "load", "-i", path], env=self.env, timeout=900,
                         what=f"{self.binary} load -i {path}", code=Exit.IMAGE_FAILED,
                         fix="check the archive (e.g. re-create it with 'ksi images save')")
+
+
+def json_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise KsiError(f"the runtime printed no JSON ({exc})", "check the runtime by hand",
+                       code=Exit.RUNTIME_UNAVAILABLE) from exc
+    if not isinstance(data, dict):
+        raise KsiError("the runtime's JSON is not an object", "check the runtime by hand",
+                       code=Exit.RUNTIME_UNAVAILABLE)
+    return data

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from ksi.errors import Exit
-from ksi.provision.providers.base import Provider
+from ksi.provision.providers.base import Provider, RuntimeInfo, cgroup_number, json_object
 
 
 class PodmanProvider(Provider):
     name = "podman"
     binary = "podman"
-    # podman < 5 has no {{.Label}}; index works on every version
-    label_format = '{{.Names}}\t{{index .Labels "%s"}}'
+    info_format = "json"    # kind's providers/podman/provider.go podmanInfo
     daemon_fix = "check 'podman info' works for your user (subuid/subgid, XDG_RUNTIME_DIR)"
+
+    @classmethod
+    def parse_info(cls, text: str) -> RuntimeInfo:
+        """podman's info JSON (libpod define.Info: host, store, version)."""
+        data = json_object(text)
+        host = data.get("host") or {}
+        store = data.get("store") or {}
+        return RuntimeInfo(
+            rootless=bool((host.get("security") or {}).get("rootless")),
+            cgroup_version=cgroup_number(host.get("cgroupVersion")),
+            cgroup_manager=str(host.get("cgroupManager") or ""),
+            version=str((data.get("version") or {}).get("Version") or ""),
+            storage_root=str(store.get("graphRoot") or ""),
+            storage_driver=str(store.get("graphDriverName") or ""), raw=data)
 
     def node_volumes(self, nodes: list[str]) -> list[str]:
         """kind's podman provider gives each node an anonymous /var volume labelled
@@ -20,18 +33,7 @@ class PodmanProvider(Provider):
         out: list[str] = []
         for node in nodes:
             res = self.runner.run([self.binary, "volume", "ls", "--filter", f"label={node}",
-                                   "--quiet"], timeout=60, what="podman volume ls",
-                                  code=Exit.TEARDOWN_INCOMPLETE)
+                                   "--quiet"], env=self.env, timeout=60,
+                                  what="podman volume ls", code=Exit.TEARDOWN_INCOMPLETE)
             out += res.stdout.split()
         return out
-
-    def check_daemon(self) -> None:
-        from ksi.errors import CommandFailed, Exit
-
-        try:
-            self.runner.run([self.binary, "info", "--format", "json"], timeout=60,
-                            what="podman info", code=Exit.RUNTIME_UNAVAILABLE,
-                            fix=self.daemon_fix)
-        except CommandFailed as exc:
-            exc.code = Exit.RUNTIME_UNAVAILABLE
-            raise

@@ -154,6 +154,8 @@ class Runtime:
             state.out(f"{self.name} version {self.version}")
             return 0
         sub, rest = args[0], args[1:]
+        if not self.podman:
+            rest = _json_alias(rest)
         if sub == "version" and not self.podman:
             return self.cmd_version(rest)
         if self.podman and sub == "version" and "--format" not in " ".join(rest):
@@ -275,6 +277,15 @@ class Runtime:
         if fmt:
             if down and "Server" in fmt:
                 self.daemon_down()
+            if down:
+                # cmd/nerdctl/version.go versionAction: rootless without a running containerd,
+                # the socket address is not found: a warning, Client only, exit 0
+                state.err(
+                    "WARN[0000] failed to inspect the rootless containerd socket address  "
+                    f'error="stat /run/user/{state.uid()}/containerd-rootless: no such file or '
+                    'directory"'
+                )
+                data["Server"] = None
             state.out(_gotmpl().render(fmt, data))
             return 0
         # nerdctl cmd/nerdctl/system/version.go layout
@@ -317,7 +328,11 @@ class Runtime:
                     "os": "linux",
                 },
                 "version": {"Version": self.version, "APIVersion": self.version},
-                "store": {"graphDriverName": "overlay"},
+                # libpod define.StoreInfo (store.graphRoot, store.graphDriverName)
+                "store": {
+                    "graphDriverName": "overlay",
+                    "graphRoot": os.path.join(self.store_dir(), "storage"),
+                },
             }
             if fmt in ("json", "{{json .}}"):
                 state.out(json.dumps(data, indent=4))
@@ -601,6 +616,22 @@ class Runtime:
             item["__m_Label"] = lambda k: labels.get(k, "")
         return item
 
+    def nerdctl_list_item(self, c: Dict[str, Any]) -> Dict[str, Any]:
+        it = self.ps_item(c)
+        return {
+            "Command": json.dumps(it["Command"]),
+            "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(c["created"])),
+            "ID": it["ID"],
+            "Image": c["image"],
+            "Platform": "linux/amd64",
+            "Names": c["name"],
+            "Ports": it["Ports"],
+            "Status": it["Status"],
+            "Runtime": "io.containerd.runc.v2",
+            "Size": "",
+            "Labels": ",".join(f"{k}={v}" for k, v in it["Labels"].items()),
+        }
+
     def cmd_ps(self, argv: List[str]) -> int:
         s = cli.Spec()
         s.add("all", "-a", "--all", kind="bool")
@@ -641,6 +672,12 @@ class Runtime:
                 state.out(c["id"][:12])
             return 0
         if fmt:
+            if not self.podman and fmt.replace(" ", "") == "{{json.}}":
+                # pkg/cmd/container/list.go ListItem: one object per line, Names and Labels
+                # strings (formatter.FormatLabels: k=v joined by ","), LabelsMap not shown
+                for c in items:
+                    state.out(json.dumps(self.nerdctl_list_item(c), separators=(",", ":")))
+                return 0
             if fmt in ("json", "{{json .}}") and self.podman and fmt == "json":
                 state.out(json.dumps([_strip(self.ps_item(c)) for c in items], indent=4))
                 return 0
@@ -1237,6 +1274,17 @@ class Runtime:
 def _kv(s: str) -> Tuple[str, str]:
     k, _, v = s.partition("=")
     return k, v
+
+
+def _json_alias(argv: List[str]) -> List[str]:
+    """nerdctl pkg/formatter ParseTemplate: `--format json` means `{{json .}}`."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a in ("--format", "-f") and i + 1 < len(out) and out[i + 1] == "json":
+            out[i + 1] = "{{json .}}"
+        elif a == "--format=json":
+            out[i] = "--format={{json .}}"
+    return out
 
 
 def _strip(d: Dict[str, Any]) -> Dict[str, Any]:
