@@ -149,11 +149,11 @@ class Provider:
 
     def versions(self, *, timeout: float = 10) -> Optional[RuntimeVersion]:
         """`version --format json` (None when the runtime is missing or says nothing)."""
-        res = self.runner.run([self.binary, "version", "--format", "json"], env=self.env,
-                              timeout=timeout, check=False)
         try:
+            res = self.runner.run([self.binary, "version", "--format", "json"], env=self.env,
+                                  timeout=timeout, check=False)
             data = json_object(res.stdout)
-        except KsiError:
+        except KsiError:   # not installed, timed out, no JSON
             return None
         client = data.get("Client") or {}
         server = data.get("Server") or {}
