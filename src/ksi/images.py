@@ -22,8 +22,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-import click
-
 from ksi.errors import Exit, KsiError
 
 if TYPE_CHECKING:
@@ -217,64 +215,3 @@ def listing(directory: Path) -> list[tuple[Path, int, list[str]]]:
             tags = ["(unreadable)"]
         rows.append((p, p.stat().st_size, tags))
     return rows
-
-
-# ------------------------------------------------------------------ CLI: ksi images
-def _cache_dir(option: Optional[str]) -> Path:
-    from ksi import settings
-
-    directory = option or settings.load().image_archive_dir
-    if not directory:
-        raise click.UsageError("no archive directory: pass --dir or set image_archive_dir "
-                               "(KSI_IMAGE_ARCHIVE_DIR or the config file)")
-    return Path(directory)
-
-
-def _fail(exc: KsiError) -> None:
-    click.echo(exc.line(), err=True)
-    raise SystemExit(int(exc.code))
-
-
-@click.group("images")
-def images_cli() -> None:
-    """The offline image cache (archives on a shared filesystem)."""
-
-
-@images_cli.command("save")
-@click.argument("image", nargs=-1)
-@click.option("--dir", "directory", default=None, help="Archive directory (default: "
-              "image_archive_dir).")
-@click.option("--liqo", "liqo_version", default=None, metavar="VERSION",
-              help=f"Also save Liqo's images of VERSION (e.g. {DEFAULT_LIQO_VERSION}).")
-@click.option("--provider", default=None, help="Runtime to save from (default: setting).")
-def images_save(image: tuple[str, ...], directory: Optional[str], liqo_version: Optional[str],
-                provider: Optional[str]) -> None:
-    """Save IMAGE... (and Liqo's images) as archives into the cache directory."""
-    from ksi import settings
-    from ksi.provision import providers
-    from ksi.runner import Runner
-
-    images = list(image) + (liqo_images(liqo_version) if liqo_version else [])
-    if not images:
-        raise click.UsageError("name at least one IMAGE or --liqo VERSION")
-    try:
-        cfg = settings.load({"provider": provider})
-        prov = providers.get(cfg.provider, Runner())
-        for img, path, what in save(prov, images, _cache_dir(directory)):
-            click.echo(f"{what}: {img} -> {path}")
-    except KsiError as exc:
-        _fail(exc)
-
-
-@images_cli.command("ls")
-@click.option("--dir", "directory", default=None, help="Archive directory (default: "
-              "image_archive_dir).")
-def images_ls(directory: Optional[str]) -> None:
-    """List the archives of the cache directory and the images inside them."""
-    d = _cache_dir(directory)
-    rows = listing(d)
-    if not rows:
-        click.echo(f"no image archives in {d}")
-        return
-    for path, size, tags in rows:
-        click.echo(f"{path.name}\t{size / 1e6:.1f} MB\t{', '.join(tags)}")

@@ -1,37 +1,18 @@
-"""The `ksi` command line (click). Subcommands import their modules lazily: `ksi --help` is fast."""
+"""`ksi run`: create a cluster, run the workload in it, delete it (ksi.lifecycle)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
-from ksi import __version__
-from ksi.images import images_cli
-from ksi.ops.commands import COMMANDS as ops_commands
-from ksi.runtime.options import flags as runtime_flags
-from ksi.runtime.options import runtime_options
+from ksi.cli.common import console, runner
 
-PROVIDERS = ("nerdctl", "podman", "docker", "auto")
+PROVIDERS = ("nerdctl", "podman", "docker", "auto")   # ksi.provision.providers.CHOICES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ksi")
-def cli() -> None:
-    """KSI: run Kubernetes workloads inside Slurm jobs on a temporary Kind cluster.
-
-    Start with `ksi doctor` (what this node lacks) and `ksi run --dry-run WORKLOAD`.
-    """
-
-
-def _console(verbose: bool) -> Any:
-    from ksi.output import Console
-
-    return Console(verbose=verbose)
-
-
-@cli.command(context_settings={"ignore_unknown_options": False})
+@click.command("run", context_settings={"ignore_unknown_options": False})
 @click.argument("workload", required=False)
 @click.argument("extra", nargs=-1)
 @click.option("--provider", default=None, metavar="|".join(PROVIDERS),
@@ -50,11 +31,22 @@ def _console(verbose: bool) -> Any:
 @click.option("--log-dir", default=None, help="Where cluster logs go on failure.")
 @click.option("--kind-config", default=None, help="YAML fragment merged into the kind config.")
 @click.option("--state-dir", default=None, help="Private node-local state directory.")
-@runtime_options
-def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
-        image: Optional[str], systemd_scope: Optional[bool], each: bool,
-        federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
-        log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str]) -> None:
+@click.option("--runtime-mode", type=click.Choice(("user", "job")), default=None,
+              help="job: a private rootless runtime inside the job's cgroup, stopped with the "
+              "job (needs the site's cgroup delegation; docs/runtime.md).")
+@click.option("--image-archive", default=None, metavar="PATH",
+              help="Node image archive, loaded only when the runtime lacks the image.")
+@click.option("--preload", multiple=True, metavar="ARCHIVE",
+              help="Image archive loaded into the new cluster (repeatable).")
+@click.option("--bypass4netns", type=click.Choice(("auto", "on", "off")), default=None,
+              help="Near line-rate pod networking for nerdctl (auto: where bypass4netnsd "
+              "runs).")
+def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
+            image: Optional[str], systemd_scope: Optional[bool], each: bool,
+            federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
+            log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str],
+            runtime_mode: Optional[str], image_archive: Optional[str], preload: tuple[str, ...],
+            bypass4netns: Optional[str]) -> None:
     """Create a cluster, run WORKLOAD (a bash script, or manifests *.yaml) in it, delete it.
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
@@ -64,20 +56,19 @@ def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str]
 
     if not workload:
         raise click.UsageError("missing WORKLOAD (a workload script or manifest files)")
-    script, shared, manifests = _split_args(workload, extra)
+    script, shared, manifests = split_args(workload, extra)
     flags = {"provider": provider, "image": image, "systemd_scope": systemd_scope,
              "report": report, "log_dir": log_dir, "kind_config": kind_config,
-             "state_dir": state_dir, "federate": federate}
-    flags.update(runtime_flags())
+             "state_dir": state_dir, "federate": federate, "runtime_mode": runtime_mode,
+             "image_archive": image_archive, "preload": ",".join(preload) or None,
+             "bypass4netns": bypass4netns}
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)
-    from ksi.runner import Runner
-
-    sys.exit(do_run(opts, _console(verbose), Runner()))
+    sys.exit(do_run(opts, console(verbose), runner()))
 
 
-def _split_args(first: str, extra: tuple[str, ...]) -> tuple[Optional[str], Optional[str],
-                                                               list[str]]:
+def split_args(first: str, extra: tuple[str, ...]) -> tuple[Optional[str], Optional[str],
+                                                              list[str]]:
     """Positional arguments: manifests (*.yaml/*.yml/*.json), at most one script, and an
     optional shared directory (the original's second argument)."""
     import os
@@ -92,19 +83,3 @@ def _split_args(first: str, extra: tuple[str, ...]) -> tuple[Optional[str], Opti
     script = rest[0] if rest else None
     shared = rest[1] if len(rest) > 1 else None
     return script, shared, manifests
-
-
-cli.add_command(images_cli)
-for _cmd in ops_commands:  # doctor, ls, gc, shell, submit, config (ksi.ops)
-    cli.add_command(_cmd)
-
-
-def main() -> None:
-    try:
-        cli.main(prog_name="ksi", standalone_mode=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,52 @@
+"""What the command modules share: settings with the one-line config error, the runner."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
+
+import click
+
+if TYPE_CHECKING:
+    from ksi.errors import KsiError
+    from ksi.output import Console
+    from ksi.runner import Runner
+    from ksi.settings import Settings
+
+
+def load_settings(flags: Optional[dict[str, Any]] = None) -> Settings:
+    """Effective settings; a config error ends the command with its one line (exit 77)."""
+    from ksi import settings
+    from ksi.errors import KsiError
+
+    try:
+        return settings.load(flags or {})
+    except KsiError as exc:
+        die(exc)
+
+
+def die(exc: KsiError) -> NoReturn:
+    """End the command with the error's one line and its exit code."""
+    click.echo(exc.line(), err=True)
+    sys.exit(int(exc.code))
+
+
+def runner() -> Runner:
+    from ksi.runner import Runner
+
+    return Runner()
+
+
+def console(verbose: bool) -> Console:
+    from ksi.output import Console
+
+    return Console(verbose=verbose)
+
+
+def quiet_logs(verbose: bool = False) -> None:
+    """The masking "ksi:" log handler on stderr; warnings only unless verbose."""
+    import logging
+
+    console(verbose)
+    if not verbose:
+        logging.getLogger("ksi").setLevel(logging.WARNING)
