@@ -10,7 +10,6 @@ files, or a kind cluster whose name is not a KSI name."""
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -113,6 +112,7 @@ def remove_item(item: Item, settings: Settings, runner: Runner, root: Path, *,
                 dry_run: bool) -> Action:
     """Delete one gone run's cluster, containers, stale locks, state and registry entry."""
     from ksi.provision import providers
+    from ksi.provision.delete import delete_cluster
     from ksi.provision.kind import Kind
 
     act = Action(item.cluster, item.job_id or "?", item.reason)
@@ -138,19 +138,8 @@ def remove_item(item: Item, settings: Settings, runner: Runner, root: Path, *,
             act.removed.append(f"cluster ({len(present)} node container(s))")
             if not dry_run:
                 kind = Kind(runner, prov, systemd_scope=bool(rec.get("systemd_scope")))
-                try:
-                    if runner.which("kind"):
-                        kind.delete(item.cluster, kubeconfig)
-                except KsiError as exc:
-                    log.info("kind delete %s: %s", item.cluster, exc.cause)
-                try:
-                    left = prov.node_containers(item.cluster)
-                    if left:
-                        prov.remove(left)
-                    if prov.node_containers(item.cluster):
-                        act.problems.append("node containers remain")
-                except KsiError as exc:
-                    act.problems.append(exc.cause)
+                act.problems += delete_cluster(prov, kind, item.cluster, kubeconfig,
+                                               nodes=present)
     elif item.containers or rec:
         act.problems.append(f"'{prov.binary}' is not on PATH: cannot check node containers")
     ports = [int(v) for v in (item.ports or {}).values() if isinstance(v, int)]
@@ -168,7 +157,7 @@ def remove_item(item: Item, settings: Settings, runner: Runner, root: Path, *,
             if state_dir.exists():
                 act.problems.append(f"could not remove {state_dir}")
     if settings.registry_dir:
-        from ksi.ops.registry import entry_path, unregister
+        from ksi.state.registry import entry_path, unregister
 
         if entry_path(settings.registry_dir, item.cluster).exists():
             act.removed.append("registry entry")
@@ -187,7 +176,7 @@ def collect(settings: Settings, runner: Runner, environ: Mapping[str, str], *,
     items, problems = inventory(settings, runner, environ, containers=containers)
     if settings.registry_dir:  # entries of this host whose run is gone
         from ksi.ops.inventory import from_record, this_host
-        from ksi.ops.registry import entries
+        from ksi.state.registry import entries
 
         known = {i.cluster for i in items}
         for rec in entries(settings.registry_dir, os.getuid()):
@@ -250,7 +239,7 @@ def quick_pass(plan: Plan, runner: Runner) -> str:
 # ------------------------------------------------------------------------ all users (root)
 def user_state_roots(settings: Settings) -> dict[int, list[Path]]:
     """uid -> state roots holding KSI records on this node (root's view)."""
-    from ksi.cluster import RUN_RECORD
+    from ksi.state import record as run_record
 
     cands = [Path(p) for p in _glob("/run/user/*/ksi")] + [Path(p) for p in _glob("/tmp/ksi-*")]
     if settings.state_dir:
@@ -259,11 +248,13 @@ def user_state_roots(settings: Settings) -> dict[int, list[Path]]:
     for root in cands:
         if not root.is_dir() or root.name == "ksi-locks":
             continue
-        for rec_path in root.glob(f"*/{RUN_RECORD}"):
+        for rec_path in run_record.paths(root):
+            rec = run_record.read(rec_path)
             try:
                 uid = os.stat(rec_path).st_uid
-                rec = json.loads(rec_path.read_text())
-            except (OSError, ValueError):
+            except OSError:
+                continue
+            if rec is None:
                 continue
             uid = int((rec.get("job") or {}).get("uid", uid))
             out.setdefault(uid, [])

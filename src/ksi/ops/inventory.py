@@ -8,7 +8,6 @@ ksi process of the user is running here."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -17,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ksi.cluster import RUN_RECORD
 from ksi.errors import KsiError
 from ksi.plan import names
 from ksi.procfs import user_processes
+from ksi.state import record as run_record
 
 if TYPE_CHECKING:
     from ksi.runner import Runner
@@ -110,12 +109,9 @@ def other_ksi_running(uid: int) -> bool:
 
 def read_records(root: Path, uid: int) -> list[Item]:
     out = []
-    if not root.is_dir():
-        return out
-    for path in sorted(root.glob(f"*/{RUN_RECORD}")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
+    for path in run_record.paths(root):
+        rec = run_record.read(path)
+        if rec is None:
             continue
         job = rec.get("job") or {}
         if job.get("uid", uid) != uid or not rec.get("cluster"):
@@ -195,7 +191,7 @@ def inventory(settings: Settings, runner: Runner, environ: Mapping[str, str], *,
         except KsiError as exc:
             problems.append(f"cannot list node containers: {exc.cause}")
     if registry and settings.registry_dir:
-        from ksi.ops.registry import entries
+        from ksi.state.registry import entries
 
         for rec in entries(settings.registry_dir, uid):
             if rec.get("cluster") not in by_name:
