@@ -16,8 +16,8 @@ from tests.conftest import EMU_BIN
 from ksi.errors import Exit, KsiError
 from ksi.federate import subnets
 from ksi.federate.liqo import unhealthy
-from ksi.federate.rendezvous import JobDir, Watch, wait_for
 from ksi.federate.protocol import Federation
+from ksi.federate.rendezvous import JobDir, Watch, wait_for
 from ksi.plan.plan import Plan
 from ksi.settings import OPTIONS
 

@@ -29,7 +29,7 @@ class Preflight(Step):
         ctx.rt.preflight()  # runtime_mode=job: refuse unless the task cgroup is delegated
         detail = None
         if p.settings.gc_on_start:
-            from ksi.ops.gc import quick_pass
+            from ksi.state.cleanup import quick_pass
 
             detail = quick_pass(p, ctx.runner)
         st.time_left = p.env.time_left(ctx.runner)
