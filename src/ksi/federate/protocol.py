@@ -212,8 +212,10 @@ class Federation:
         if err is None or err is self.abort_error:
             return
         self.publish_failure(err)
-        if name_node:
-            err.cause = f"{self.name}: {err.cause}"
+        if name_node:  # the same error, its cause naming this node (a new one: no mutation)
+            outcome.error = KsiError(f"{self.name}: {err.cause}", err.fix, code=err.code,
+                                     detail=err.detail)
+            outcome.error.__cause__ = err
 
     def publish_failure(self, err: KsiError) -> None:
         if self.jobdir is None or err is self.abort_error:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ksi.errors import Exit, KsiError
+from ksi.errors import KsiError
 from ksi.run.step import EndRun, Step
 from ksi.run.steps import Access, Job, Plan, Preflight, Provision, Ready, Reserve, Workload
 
@@ -101,10 +101,8 @@ class Rendezvous(FederatedStep):
             self.link.fed.on_failure(outcome, name_node=outcome.step != self.name)
 
     def interrupted(self, signum: int) -> Optional[KsiError]:
-        err = KsiError(f"interrupted by {signal.Signals(signum).name} while the nodes met",
-                       "nothing to clean up", code=Exit.RENDEZVOUS_FAILED)
-        err.code = 128 + signum  # type: ignore[assignment]
-        return err
+        return KsiError(f"interrupted by {signal.Signals(signum).name} while the nodes met",
+                        "nothing to clean up", code=128 + signum)  # type: ignore[arg-type]
 
     def describe(self, ctx: RunContext) -> list[list[str]]:
         from ksi.federate.liqo import LiqoOptions

@@ -49,8 +49,8 @@ def interrupted(outcome: Outcome, exc: Interrupted) -> None:
         outcome.code = 128 + exc.signum
         outcome.error = KsiError(f"interrupted by {exc.reason} (scancel, time limit or Ctrl-C): "
                                  "the cluster was deleted", "nothing to clean up; resubmit "
-                                 "the job if it was not meant to stop")
-        outcome.error.code = outcome.code  # type: ignore[assignment]
+                                 "the job if it was not meant to stop",
+                                 code=outcome.code)  # type: ignore[arg-type]
 
 
 def merge_teardown(outcome: Outcome, job_id: Optional[str]) -> Optional[str]:
@@ -61,8 +61,11 @@ def merge_teardown(outcome: Outcome, job_id: Optional[str]) -> Optional[str]:
         return None
     gc = f"run 'ksi gc --job {job_id}'" if job_id is not None else "run 'ksi gc'"
     what = "teardown incomplete: " + "; ".join(outcome.problems)
-    if outcome.error is not None:
-        outcome.error.fix += f"; {what}: {gc}"
+    if outcome.error is not None:  # the same error, its fix extended (a new one: no mutation)
+        err = outcome.error
+        outcome.error = KsiError(err.cause, f"{err.fix}; {what}: {gc}", code=err.code,
+                                 detail=err.detail)
+        outcome.error.__cause__ = err
     elif outcome.code == 0:
         outcome.error = KsiError(what, gc, code=Exit.TEARDOWN_INCOMPLETE)
         outcome.code = Exit.TEARDOWN_INCOMPLETE
