@@ -4,7 +4,7 @@ the plan once made, the run state, the signal guard and this node's cluster tool
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ksi.run.state import RunState
 
@@ -33,10 +33,8 @@ class RunContext:
     env: Optional[JobEnvironment] = None      # the job step detects it
     plan: Optional[Plan] = None               # the plan step makes it (federation: placed)
     guard: Optional[Guard] = None             # installed before the first guarded step
-    mode: str = "single"                      # the plan step decides: single|each|federated
     shell: str = ""                           # `ksi shell`: the shell instead of a workload
     outcome: Optional[Outcome] = None         # the executor's, once it runs
-    extra: dict[str, Any] = field(default_factory=dict)  # a step's objects for later steps
     _tools: Optional[tuple[Provider, Kind, Kubectl, RuntimeSetup]] = None
 
     @property
