@@ -293,7 +293,7 @@ def test_the_telling_line_of_real_liqoctl_output() -> None:
 
 
 def test_runner_stops_what_helper_threads_still_run() -> None:
-    """At teardown run_node stops commands of helper threads (a `liqoctl peer`, the Liqo
+    """At teardown the executor stops commands of helper threads (a `liqoctl peer`, the Liqo
     install), so that none outlives the run."""
     import threading
 

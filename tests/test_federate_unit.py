@@ -16,8 +16,9 @@ from tests.conftest import EMU_BIN
 from ksi.errors import Exit, KsiError
 from ksi.federate import subnets
 from ksi.federate.liqo import unhealthy
+from ksi.federate.protocol import Federation
 from ksi.federate.rendezvous import JobDir, Watch, wait_for
-from ksi.federate.run import Federation
+from ksi.plan.plan import Plan
 from ksi.settings import Settings
 
 # ---------------------------------------------------------------- subnets
@@ -181,13 +182,14 @@ def _federation(shared: Path, node: int, n: int, tmp: Path, **settings) -> Feder
     env = SimpleNamespace(node_id=node, num_nodes=n, nodes=[f"node{i + 1}" for i in range(n)],
                           hostname=f"node{node + 1}", job_id="99", step_id="0", environ={},
                           local_id=0, proc_id=node, is_slurm=False)
-    plan = SimpleNamespace(
+    plan = Plan(
         env=env, settings=Settings.defaults().replace(**values),
-        shared_dir=shared, cluster=f"ksi-99-0-{node}-abcd", provider="nerdctl",
-        state_dir=tmp / f"state{node}", kubeconfig=tmp / f"kc{node}", k8s_port=None,
-        api_address="127.0.0.1", pod_subnet="", service_subnet="", gateway_nodeport=None)
+        workload=None, shared_dir=shared, workdir=tmp, cluster=f"ksi-99-0-{node}-abcd",
+        provider="nerdctl", image="", k8s_port=None, api_address="127.0.0.1",
+        state_root=tmp / f"state{node}", report_path=tmp / f"report{node}.json",
+        log_dir=tmp / "logs")
     console = SimpleNamespace(info=lambda *a: None, warn=lambda *a: None)
-    return Federation(plan, SimpleNamespace(), console, runner=_Runner())
+    return Federation(plan, console, runner=_Runner())
 
 
 class _Runner:
@@ -267,7 +269,7 @@ def test_a_member_failure_before_the_clusters_reaches_the_head(tmp_path):
     try:
         res = _prepare_all([head, member])
         assert isinstance(res[1], KsiError) and "api_address" in res[1].cause
-        member.publish_failure(res[1])  # what run_federated does with a prepare error
+        member.publish_failure(res[1])  # what the rendezvous step does when it fails
         assert wait_for(lambda: head.abort_error, 5.0)
         assert head.abort_error.code == Exit.MEMBER_FAILED
         assert head.abort_error.cause.startswith("node2 failed: api_address")

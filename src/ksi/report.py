@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any, Optional
 from ksi import __version__
 
 if TYPE_CHECKING:
-    from ksi.cluster import NodeCluster
-    from ksi.lifecycle import Outcome
     from ksi.output import Console
     from ksi.plan.plan import Plan
+    from ksi.run.outcome import Outcome
+    from ksi.run.state import RunState
     from ksi.runner import Runner
 
 
-def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome, started: float,
-          cluster: Optional[NodeCluster]) -> dict[str, Any]:
-    total = time.monotonic() - started
+def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome,
+          state: RunState) -> dict[str, Any]:
+    total = time.monotonic() - state.started
     return {
         "ksi_version": __version__,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -30,17 +30,17 @@ def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome, starte
         "cluster": plan.cluster,
         "context": plan.context,
         "provider": plan.provider,
-        "image": plan.image or "kind default",
+        "image": state.image or plan.image or "kind default",
         "workdir": str(plan.workdir),
         "workload": str(plan.workload) if plan.workload else None,
         "ports": {
-            "k8s": cluster.k8s_port if cluster else plan.k8s_port,
-            "api": cluster.api_port if cluster else None,
-            "gateway_host": cluster.gateway_host_port if cluster else None,
+            "k8s": state.k8s_port if state.k8s_port is not None else plan.k8s_port,
+            "api": state.api_port,
+            "gateway_host": state.gateway_host_port,
         },
-        "api_url": cluster.api_url if cluster else "",
-        "time_left_at_start": plan.extra.get("time_left"),
-        "token_seconds": plan.extra.get("token_seconds"),
+        "api_url": state.api_url,
+        "time_left_at_start": state.time_left,
+        "token_seconds": state.token_seconds,
         "phases": console.phases,
         "exit_code": int(outcome.code),
         "error": outcome.error.line() if outcome.error else None,
@@ -54,9 +54,9 @@ def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome, starte
     }
 
 
-def write(plan: Plan, console: Console, runner: Runner, outcome: Outcome, started: float,
-          cluster: Optional[NodeCluster] = None) -> Optional[Path]:
-    data = build(plan, console, runner, outcome, started, cluster)
+def write(plan: Plan, console: Console, runner: Runner, outcome: Outcome,
+          state: RunState) -> Optional[Path]:
+    data = build(plan, console, runner, outcome, state)
     path = plan.report_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ def reap(hello: dict[str, Any]) -> list[str]:
     """Delete hello's cluster on this host; returns the problems left."""
     from ksi.errors import KsiError
     from ksi.provision import providers
+    from ksi.provision.delete import delete_cluster
     from ksi.provision.kind import Kind
     from ksi.runner import Runner
 
@@ -54,14 +55,13 @@ def reap(hello: dict[str, Any]) -> list[str]:
     # a 'kind create' of the dead process may still be running: give it a moment to end
     for _ in range(2):
         try:
-            kind.delete(cluster, kubeconfig if kubeconfig.is_file() else None)
-            left = provider.node_containers(cluster)
-            if left:
-                provider.remove(left)
+            nodes = provider.node_containers(cluster)
         except KsiError as exc:
             problems = [exc.cause]
         else:
-            problems = []
+            problems = delete_cluster(provider, kind, cluster,
+                                      kubeconfig if kubeconfig.is_file() else None,
+                                      nodes=nodes)
         time.sleep(0.5)
     state = Path(str(hello.get("state_dir") or ""))
     if state.name == cluster and state.is_dir():

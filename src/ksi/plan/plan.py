@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from ksi.settings import Settings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """Decided once the placement is known, then never changed: what a run does (facts
+    found while it runs, such as the ports it got, are in ksi.run.state.RunState)."""
+
     env: JobEnvironment
     settings: Settings
     workload: Optional[Path]
@@ -36,7 +39,6 @@ class Plan:
     pod_subnet: str = ""
     service_subnet: str = ""
     gateway_nodeport: Optional[int] = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def context(self) -> str:

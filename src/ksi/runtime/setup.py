@@ -50,6 +50,7 @@ class RuntimeSetup:
         self.host_root = self.environ.get(HOST_ROOT_ENV, "/")
         self.mode = plan.settings.runtime_mode
         self.job: Optional[JobRuntime] = None
+        self.image: str = plan.image  # node_image(): an archive's tag when only that is given
         self.info: dict[str, Any] = {"runtime_mode": self.mode}
         self.warnings: list[str] = []
 
@@ -115,7 +116,7 @@ class RuntimeSetup:
         archive_opt = self.plan.settings.image_archive
         archive_dir = self.plan.settings.image_archive_dir
         archive: Optional[Path] = None
-        image = self.plan.image
+        image = self.image
         if archive_opt:
             archive = images.check_archive(archive_opt)
             if not image:
@@ -124,7 +125,7 @@ class RuntimeSetup:
                     raise KsiError(f"image archive {archive} names no image",
                                    "re-create it with 'ksi images save IMAGE' or pass --image",
                                    code=Exit.IMAGE_FAILED)
-                image = self.plan.image = tags[0]
+                image = self.image = tags[0]
         elif image and archive_dir:
             archive = images.find_archive(archive_dir, image)
         if archive is None:
