@@ -67,7 +67,7 @@ class Provision(Step):
 
         p, s = ctx.the_plan, ctx.the_plan.settings
         names = _node_names(ctx)
-        rec = Recorder(answer=lambda argv: "".join(f"{n}\t{p.cluster}\n" for n in names)
+        rec = Recorder(answer=lambda argv: _ps_answer(names, p.cluster)
                        if "ps" in argv else "{}" if any("json" in a for a in argv) else "")
         provider, kind, _kubectl, rt = ctx.tools(rec)
         provider.check_daemon()
@@ -92,10 +92,17 @@ class Provision(Step):
 
         def answer(argv: list[str]) -> str:
             deleted = any("delete" in a for a in rec.argvs[:-1])  # then nothing is left
-            return "" if deleted or "ps" not in argv else \
-                "".join(f"{n}\t{p.cluster}\n" for n in names)
+            return "" if deleted or "ps" not in argv else _ps_answer(names, p.cluster)
 
         rec = Recorder(answer=answer)
         provider, kind, _kubectl, _rt = ctx.tools(rec)
         delete_cluster(provider, kind, p.cluster, p.kubeconfig, nodes=names)
         return rec.argvs
+
+
+def _ps_answer(names: list[str], cluster: str) -> str:
+    """What `ps --format json` would print for the planned nodes (one object a line)."""
+    import json
+
+    return "".join(json.dumps({"Names": n, "Labels": {"io.x-k8s.kind.cluster": cluster}}) + "\n"
+                   for n in names)
