@@ -50,11 +50,14 @@ def _console(verbose: bool) -> Any:
 @click.option("--log-dir", default=None, help="Where cluster logs go on failure.")
 @click.option("--kind-config", default=None, help="YAML fragment merged into the kind config.")
 @click.option("--state-dir", default=None, help="Private node-local state directory.")
+@click.option("--logs", default=None, type=click.Choice(["follow", "end", "none"]),
+              help="Manifest runs: the pods' logs live (default), at the end, or not.")
 @runtime_options
 def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
         image: Optional[str], systemd_scope: Optional[bool], each: bool,
         federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
-        log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str]) -> None:
+        log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str],
+        logs: Optional[str]) -> None:
     """Create a cluster, run WORKLOAD (a bash script, or manifests *.yaml) in it, delete it.
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
@@ -67,7 +70,7 @@ def run(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str]
     script, shared, manifests = _split_args(workload, extra)
     flags = {"provider": provider, "image": image, "systemd_scope": systemd_scope,
              "report": report, "log_dir": log_dir, "kind_config": kind_config,
-             "state_dir": state_dir, "federate": federate}
+             "state_dir": state_dir, "federate": federate, "logs": logs}
     flags.update(runtime_flags())
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)

@@ -83,6 +83,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("registry_dir", "", str, "shared directory (all nodes) where each run registers "
            "its cluster for 'ksi ls --all-nodes' (empty: off)"),
     Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
+    Option("image_pull_timeout", 300.0, float, "seconds a manifest run's image pull may keep "
+           "failing (ErrImagePull, ImagePullBackOff) before the run fails"),
+    Option("logs", "follow", str, "manifest runs: the pods' logs live, at the end, or not",
+           ("follow", "end", "none")),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 
