@@ -1629,7 +1629,11 @@ def cmd_logs(g: Dict[str, Any], pos: List[str]) -> None:
     containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
     cname = cli.get_str(g, "container")
     if cname:
-        containers = [c for c in containers if c.get("name") == cname]
+        containers = [
+            c
+            for c in (pod.get("spec", {}).get("initContainers") or []) + containers
+            if c.get("name") == cname
+        ]
         if not containers:
             raise KErr(
                 "error: container {} is not valid for pod {}".format(cname, pod["metadata"]["name"])

@@ -20,7 +20,8 @@ kubectl call computes the same history. Sources of the behaviour:
 
 Deviation: the kubelet's crash-loop back-off (10 s doubling, cap 5 min) and the Job
 controller's pod back-off (10 s doubling) are one constant ``KSI_EMU_BACKOFF`` (default
-0.2 s); each container instance runs ``KSI_EMU_JOB_SECONDS``.
+1 s: longer than a status poll plus a `kubectl logs -f` start, as the real 10 s are); each
+container instance runs ``KSI_EMU_JOB_SECONDS``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _d(o: Dict[str, Any]) -> float:
 
 
 def _b() -> float:
-    return state.env_float("KSI_EMU_BACKOFF", 0.2)
+    return state.env_float("KSI_EMU_BACKOFF", 1.0)
 
 
 def _code(oc: str) -> Optional[int]:
