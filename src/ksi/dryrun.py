@@ -77,8 +77,14 @@ def print_plan(plan: Plan, runner: Runner, opts: RunOptions, out=None) -> None:
         [*ctl, "-n", admin.NAMESPACE, "create", "token", admin.ACCOUNT, "--duration=<job>s"],
     ]
     steps += liqo_steps
+    if opts.manifests:  # ksi.workload: checked before anything is applied, then watched
+        steps.append([*ctl, "get", "--raw", "/apis/<group>/<version>"])
+        steps.append([*ctl, "get", "namespaces", "-o", "json"])
     for m in opts.manifests:
         steps.append([*ctl, "apply", "-f", m])
+    if opts.manifests:
+        steps.append([*ctl, "get", "pods,jobs.batch,…", "-A", "-o", "json"])
+        steps.append([*ctl, "logs", "-f", "-n", "<ns>", "<pod>", "-c", "<container>"])
     if plan.workload and (plan.mode != "federated" or plan.env.node_id == 0):
         steps.append(["bash", str(plan.workload)])
     steps.append(kind.argv("delete", "cluster", "--name", plan.cluster, "--kubeconfig", str(kc)))
