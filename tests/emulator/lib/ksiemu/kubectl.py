@@ -1225,10 +1225,10 @@ def create_obj(conn: Conn, o: Dict[str, Any], source: str, mode: str, g: Dict[st
     if not any(any(r["kind"] == kind for r in rs) and gv == api
                for gv, rs in served(conn).items()):
         # k8s.io/cli-runtime resource builder (mappingFor) + kubectl's CRD hint
+        where = (o.get("metadata") or {}).get("namespace", "")
         raise KErr(f'error: resource mapping not found for name: "{name}" namespace: '
-                   f'"{(o.get("metadata") or {}).get("namespace", "")}" from "{source}": no '
-                   f'matches for kind "{kind}" in version "{api}"\nensure CRDs are installed '
-                   "first")
+                   f'"{where}" from "{source or "STDIN"}": no matches for kind "{kind}" in '
+                   f'version "{api}"\nensure CRDs are installed first')
     k, plural, group, nsd = by_kind(kind)
     for gv, rs in served(conn).items():
         for r in rs:
