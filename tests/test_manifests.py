@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from ksiemu.state import read_calls
@@ -290,3 +291,30 @@ def test_manifests_then_script(menv, workdir):
     assert r.returncode == 4, r.stderr
     assert r.stdout.index("pod first says hi") < r.stdout.index("pod/first")
     assert leftovers(menv) == NOTHING
+
+
+def test_scancel_stops_the_log_streams_and_tears_down_quickly(menv, workdir):
+    """A batch run cancelled while its logs are followed: 143, the `kubectl logs -f`
+    streams gone, teardown well within KillWait, nothing left."""
+    (workdir / "job.yaml").write_text(FLAKY.format(limit=6, attempts="ok", policy="Never"))
+    env = dict(menv, KSI_EMU_JOB_SECONDS="600")
+    t0 = time.monotonic()
+    r = serve_until(env, workdir, ["run", "job.yaml"], "waiting for job", "] preparing", 1)
+    stopped = time.monotonic() - t0
+    assert r.returncode == 143, r.stderr
+    assert "phase teardown: ok" in r.stderr
+    assert "] preparing" in r.stdout  # it was following the init container
+    assert not processes_naming(env["KSI_STATE_DIR"])  # no `kubectl logs -f` outlives ksi
+    assert stopped < 60 and leftovers(env) == NOTHING
+
+
+def processes_naming(text: str) -> list[str]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(cmd)
+    return found
