@@ -9,6 +9,7 @@ import time
 
 import pytest
 from tests.test_emulator import Emu
+from tests.test_manifests import WIDGET_CRD
 
 FLAKY = """apiVersion: batch/v1
 kind: Job
@@ -50,6 +51,12 @@ def wait_for(pred, timeout: float = 30.0):
         time.sleep(0.05)
 
 
+def job_at(e: Emu, condition: str) -> dict:
+    """The Job flaky once it has the condition (polled, bounded), else {}."""
+    return wait_for(lambda: condition in [c["type"] for c in get(e, "job", "flaky")["status"]
+                                          .get("conditions", [])] and get(e, "job", "flaky"))
+
+
 def test_onfailure_job_restarts_in_one_pod_then_completes(k8s):
     e = k8s
     e.env.update(KSI_EMU_JOB_SECONDS="1.5", KSI_EMU_BACKOFF="1.5")
@@ -82,8 +89,7 @@ def test_never_job_retries_pods_until_backoff_limit(k8s):
     e = k8s
     e.run("kubectl", "apply", "-f", "-", input=FLAKY.format(limit=1, attempts="fail",
                                                            policy="Never"))
-    job = wait_for(lambda: "Failed" in [c["type"] for c in get(e, "job", "flaky")["status"]
-                                        .get("conditions", [])] and get(e, "job", "flaky"))
+    job = job_at(e, "Failed")
     assert job, get(e, "job", "flaky")
     failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed"][0]
     assert failed["reason"] == "BackoffLimitExceeded"
@@ -98,8 +104,7 @@ def test_onfailure_backoff_limit_counts_restarts_and_deletes_the_pod(k8s):
     e = k8s
     e.run("kubectl", "apply", "-f", "-", input=FLAKY.format(limit=1, attempts="fail",
                                                            policy="OnFailure"))
-    job = wait_for(lambda: "Failed" in [c["type"] for c in get(e, "job", "flaky")["status"]
-                                        .get("conditions", [])] and get(e, "job", "flaky"))
+    job = job_at(e, "Failed")
     assert job
     assert get(e, "pods", "-l", "job-name=flaky")["items"] == []
 
@@ -178,15 +183,7 @@ def test_discovery_and_unknown_kinds(k8s):
     assert r.returncode == 1 and r.stderr.splitlines() == [
         'error: resource mapping not found for name: "w" namespace: "" from "STDIN": no matches '
         'for kind "Widget" in version "example.com/v1"', "ensure CRDs are installed first"]
-    e.run("kubectl", "apply", "-f", "-", input="""apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: widgets.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {kind: Widget, plural: widgets, singular: widget}
-  versions: [{name: v1, served: true, storage: true}]
-""")
+    e.run("kubectl", "apply", "-f", "-", input=WIDGET_CRD)
     doc = json.loads(e.run("kubectl", "get", "--raw", "/apis/example.com/v1").stdout)
     assert doc["resources"][0]["kind"] == "Widget"
     r = e.run("kubectl", "apply", "-f", "-",

@@ -76,6 +76,15 @@ spec:
       containers:
       - {name: nginx, image: nginx, command: [echo, serving]}
 """
+WIDGET_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget}
+  versions: [{name: v1, served: true, storage: true}]
+"""
 
 
 def ann(outcome: str) -> str:
@@ -245,17 +254,7 @@ def test_bad_input_refused_before_apply(menv, workdir, doc, words):
 
 
 def test_namespace_and_crd_defined_in_the_manifests_are_accepted(menv, workdir):
-    crd = """apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: widgets.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {kind: Widget, plural: widgets, singular: widget}
-  versions: [{name: v1, served: true, storage: true}]
----
-"""
-    (workdir / "crd.yaml").write_text(crd)
+    (workdir / "crd.yaml").write_text(WIDGET_CRD)
     (workdir / "m.yaml").write_text(NS + "apiVersion: example.com/v1\nkind: Widget\n"
                                     "metadata: {name: w, namespace: demo}\n")
     r = run_ksi(["run", "crd.yaml", "m.yaml"], menv, workdir)
