@@ -162,19 +162,34 @@ class Runner:
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
               cwd: str | None = None, replace_env: bool = False,
-              foreground: bool = False) -> subprocess.Popen:
+              foreground: bool = False, piped: bool = False,
+              track: bool = False) -> subprocess.Popen:
         """Start a long-running child (the workload, a shell) in its own process group,
         its output going straight to ours. foreground=True keeps it in our session so that
-        it keeps the controlling terminal (an interactive shell does its own job control)."""
+        it keeps the controlling terminal (an interactive shell does its own job control).
+        piped=True gives the caller its stdout and stderr as pipes (bytes); track=True
+        counts it among the running commands that stop_all() stops (a `kubectl logs -f`),
+        until forget(proc)."""
         argv = [str(a) for a in argv]
         full_env = dict(env or {}) if replace_env else self._env(env)
         log.debug("$ %s &", quote(argv))
+        pipe = subprocess.PIPE if piped else None
         try:
-            return subprocess.Popen(argv, env=full_env, cwd=cwd,
+            proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=pipe, stderr=pipe,
+                                    stdin=subprocess.DEVNULL if piped else None,
                                     start_new_session=not foreground)
         except FileNotFoundError:
             raise ToolMissing(f"'{argv[0]}' is not installed or not on PATH",
                               f"install {argv[0]}") from None
+        if track:
+            with self._lock:
+                self._live.add(proc)
+        return proc
+
+    def forget(self, proc: subprocess.Popen) -> None:
+        """A tracked child (spawn(track=True)) that has ended: no longer ours to stop."""
+        with self._lock:
+            self._live.discard(proc)
 
     def _account(self, start: float) -> float:
         seconds = time.monotonic() - start

@@ -110,6 +110,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
     Option("gpus", "auto", str, "GPUs for the node containers: auto (the job's GPUs, when "
            "there are any) or none", ("auto", "none")),
+    Option("image_pull_timeout", 300.0, float, "seconds a manifest run's image pull may keep "
+           "failing (ErrImagePull, ImagePullBackOff) before the run fails"),
+    Option("logs", "follow", str, "manifest runs: the pods' logs live, at the end, or not",
+           ("follow", "end", "none")),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 

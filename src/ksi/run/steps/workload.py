@@ -47,7 +47,14 @@ class Workload(Step):
     def describe(self, ctx: RunContext) -> list[list[str]]:
         p = ctx.the_plan
         kubectl = ctx.kubectl
-        out = [kubectl.argv("apply", "-f", m) for m in ctx.opts.manifests]
+        out: list[list[str]] = []
+        if ctx.opts.manifests:  # ksi.workload: checked before anything is applied
+            out.append(kubectl.argv("get", "--raw", "/apis/<group>/<version>"))
+            out.append(kubectl.argv("get", "namespaces", "-o", "json"))
+        out += [kubectl.argv("apply", "-f", m) for m in ctx.opts.manifests]
+        if ctx.opts.manifests:  # then watched, each container's log followed
+            out.append(kubectl.argv("get", "pods,jobs.batch,…", "-A", "-o", "json"))
+            out.append(kubectl.argv("logs", "-f", "-n", "<ns>", "<pod>", "-c", "<container>"))
         if p.workload is not None:
             out.append(["bash", str(p.workload)])
         return out

@@ -23,7 +23,7 @@ import string
 import sys
 import time
 
-from . import cli, clusters, faults, jsonpath, kubeconfig, state
+from . import cli, clusters, faults, jsonpath, kubeconfig, state, workloads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,6 +88,14 @@ RESOURCES: List[Tuple[Tuple[str, ...], str, str, str, bool]] = [
         False,
     ),
     (("daemonsets", "daemonset", "ds"), "DaemonSet", "daemonsets", "apps", True),
+    (("statefulsets", "statefulset", "sts"), "StatefulSet", "statefulsets", "apps", True),
+    (
+        ("customresourcedefinitions", "customresourcedefinition", "crd", "crds"),
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "apiextensions.k8s.io",
+        False,
+    ),
     (
         ("resourceslices", "resourceslice"),
         "ResourceSlice",
@@ -519,6 +527,12 @@ def with_status(o: Dict[str, Any], rec: Dict[str, Any]) -> Dict[str, Any]:
     emu = o.get("_emu", {})
     now = time.time()
     kind = o.get("kind")
+    if workloads.modelled(o):  # restarts, retries, init containers, Deployments' pods
+        o["status"] = workloads.status(o, now)
+        if kind == "Pod" and (o.get("spec") or {}).get("nodeName") is None:
+            o.setdefault("spec", {})["nodeName"] = rec["name"] + "-control-plane"
+        o.pop("_emu", None)
+        return o
     if kind == "Job":
         done = now >= emu.get("created", now) + job_seconds(o)
         oc = outcome(o)
@@ -612,7 +626,11 @@ def list_all(conn: Conn, kind: str) -> List[Dict[str, Any]]:
     rec = conn.rec
     if kind == "Node":
         return nodes(rec)
-    out = [with_status(o, rec) for k, o in read_objects(rec).items() if k.startswith(kind + "/")]
+    objs = read_objects(rec)
+    raw = [o for k, o in objs.items() if k.startswith(kind + "/")]
+    if kind == "Pod":
+        raw = workloads.expand_pods(objs, raw, time.time())
+    out = [with_status(o, rec) for o in raw]
     if kind == "Pod":
         out += system_pods(rec)
     return out
@@ -892,7 +910,8 @@ def spec() -> cli.Spec:
     s.add("wait_flag", "--wait", kind="bool")
     s.add("grace", "--grace-period")
     s.add("force", "--force", kind="bool")
-    s.add("raw", "--raw", kind="bool")
+    s.add("raw", "--raw", kind="bool")  # `config view --raw`; `get --raw PATH`: PATH is pos
+    s.add("previous", "-p", "--previous", kind="bool")
     s.add("minify", "--minify", kind="bool")
     s.add("flatten", "--flatten", kind="bool")
     s.add("client", "--client", kind="bool")
@@ -1070,6 +1089,8 @@ def split_targets(pos: List[str]) -> Tuple[str, List[str]]:
 def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
     conn = connect(g)
     faults.delay("kubectl", "get")
+    if g["raw"]:
+        return raw_discovery(conn, pos[0] if pos else "")
     rtypes, names = split_targets(pos)
     out = cli.get_str(g, "output")
     # kubectl prints ONE document for structured output, whatever the number of resource types
@@ -1119,6 +1140,47 @@ def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
         print_objects(every, out, "", False, bool(g["no_headers"]), False)
 
 
+VERSIONS = {"": "v1", "apps": "v1", "batch": "v1", "rbac.authorization.k8s.io": "v1",
+            "storage.k8s.io": "v1", "authentication.liqo.io": "v1beta1",
+            "core.liqo.io": "v1beta1", "offloading.liqo.io": "v1beta1"}
+
+
+def served(conn: Conn) -> Dict[str, List[Dict[str, Any]]]:
+    """groupVersion -> discovery resources: the built-in table plus the stored CRDs
+    (apiextensions-apiserver serves each CRD's versions at /apis/GROUP/VERSION)."""
+    out: Dict[str, List[Dict[str, Any]]] = {}
+    for _names, kind, plural, group, nsd in RESOURCES:
+        gv = f"{group}/{VERSIONS.get(group, 'v1')}" if group else "v1"
+        out.setdefault(gv, []).append({"name": plural, "singularName": kind.lower(),
+                                       "namespaced": nsd, "kind": kind})
+        out[gv].append({"name": plural + "/status", "singularName": "", "namespaced": nsd,
+                        "kind": kind})
+    for k, o in read_objects(conn.rec).items():
+        if not k.startswith("CustomResourceDefinition/"):
+            continue
+        spec = o.get("spec") or {}
+        names = spec.get("names") or {}
+        for v in spec.get("versions") or []:
+            if v.get("served", True):
+                out.setdefault(f"{spec.get('group')}/{v.get('name')}", []).append(
+                    {"name": names.get("plural", ""), "singularName": names.get("singular", ""),
+                     "namespaced": spec.get("scope") != "Cluster", "kind": names.get("kind")})
+    return out
+
+
+def raw_discovery(conn: Conn, path: str) -> None:
+    """`kubectl get --raw /api/v1` / `/apis/G/V`: the APIResourceList (JSON, one line)."""
+    parts = [p for p in path.split("/") if p]
+    gv = parts[1] if parts[:1] == ["api"] and len(parts) == 2 else (
+        "/".join(parts[1:3]) if parts[:1] == ["apis"] and len(parts) == 3 else None)
+    res = served(conn).get(gv or "")
+    if res is None:
+        raise KErr("Error from server (NotFound): the server could not find the requested "
+                   "resource")
+    sys.stdout.write(json.dumps({"kind": "APIResourceList", "apiVersion": "v1",
+                                 "groupVersion": gv, "resources": res}) + "\n")
+
+
 def parse_docs(paths: List[str]) -> List[Tuple[str, Dict[str, Any]]]:
     import yaml
 
@@ -1159,7 +1221,20 @@ def create_obj(conn: Conn, o: Dict[str, Any], source: str, mode: str, g: Dict[st
             if not kind
             else "error: resource name may not be empty"
         )
+    api = o.get("apiVersion", "")
+    if not any(any(r["kind"] == kind for r in rs) and gv == api
+               for gv, rs in served(conn).items()):
+        # k8s.io/cli-runtime resource builder (mappingFor) + kubectl's CRD hint
+        where = (o.get("metadata") or {}).get("namespace", "")
+        raise KErr(f'error: resource mapping not found for name: "{name}" namespace: '
+                   f'"{where}" from "{source or "STDIN"}": no matches for kind "{kind}" in '
+                   f'version "{api}"\nensure CRDs are installed first')
     k, plural, group, nsd = by_kind(kind)
+    for gv, rs in served(conn).items():
+        for r in rs:
+            if gv == api and r["kind"] == kind and "/" not in r["name"]:
+                plural, nsd = r["name"], r["namespaced"]
+                group = api.rsplit("/", 1)[0] if "/" in api else ""
     ns = ((o.get("metadata") or {}).get("namespace") or conn.namespace) if nsd else None
     authorize(conn, "create", plural, group, ns)
     # the same injected server-side failures as `kubectl create serviceaccount|clusterrolebinding`
@@ -1554,13 +1629,42 @@ def cmd_logs(g: Dict[str, Any], pos: List[str]) -> None:
     containers = pod.get("spec", {}).get("containers") or [{"name": "main"}]
     cname = cli.get_str(g, "container")
     if cname:
-        containers = [c for c in containers if c.get("name") == cname]
+        containers = [
+            c
+            for c in (pod.get("spec", {}).get("initContainers") or []) + containers
+            if c.get("name") == cname
+        ]
         if not containers:
             raise KErr(
                 "error: container {} is not valid for pod {}".format(cname, pod["metadata"]["name"])
             )
     elif not g["all_containers"]:
         containers = containers[:1]
+    if workloads.modelled(pod) or cname in [
+        c.get("name") for c in pod.get("spec", {}).get("initContainers") or []
+    ]:
+        raw = next(
+            (
+                o
+                for o in workloads.expand_pods(
+                    read_objects(conn.rec),
+                    [o for k, o in read_objects(conn.rec).items() if k.startswith("Pod/")],
+                    time.time(),
+                )
+                if o["metadata"]["name"] == pod["metadata"]["name"]
+                and o["metadata"].get("namespace") == pod["metadata"].get("namespace")
+            ),
+            None,
+        )
+        if raw is None:
+            raise KErr(f'Error from server (NotFound): pods "{pod["metadata"]["name"]}" not found')
+        try:
+            workloads.logs(raw, containers[0].get("name", "") if cname else (
+                (raw.get("spec") or {}).get("containers") or [{}])[0].get("name", ""),
+                bool(g["previous"]), bool(g["follow"]))
+        except ValueError as e:
+            raise KErr(f"Error from server (BadRequest): {e}") from None
+        return
     cs = (pod.get("status", {}).get("containerStatuses") or [{}])[0].get("state", {})
     if "waiting" in cs:
         raise KErr(
