@@ -1356,6 +1356,17 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
     if what == "token":
         if len(pos) < 2:
             raise KErr("error: exactly one NAME is required, got 0")
+        dur_s = cli.get_str(g, "duration", "0")
+        try:
+            dur = cli.parse_duration(dur_s)
+        except ValueError as e:
+            raise KErr(f'error: invalid argument "{dur_s}" for "--duration" flag: {e}') from e
+        # TokenOptions.Validate runs before any request (kubectl v0.34.4
+        # pkg/cmd/create/create_token.go)
+        if dur < 0:
+            raise KErr("error: --duration must be greater than or equal to 0")
+        if dur and int(dur) != dur:
+            raise KErr("error: --duration cannot be expressed in units less than seconds")
         conn = connect(g)
         authorize(conn, "create", "serviceaccounts/token", "", conn.namespace)
         sa, ns = pos[1], conn.namespace
@@ -1366,15 +1377,6 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
             )
         if key_of("ServiceAccount", ns, sa) not in read_objects(conn.rec):
             raise KErr(f'error: failed to create token: serviceaccounts "{sa}" not found')
-        dur_s = cli.get_str(g, "duration", "0")
-        try:
-            dur = cli.parse_duration(dur_s)
-        except ValueError as e:
-            raise KErr(f'error: invalid argument "{dur_s}" for "--duration" flag: {e}') from e
-        if dur < 0:
-            raise KErr("error: --duration must be positive")
-        if dur and int(dur) != dur:
-            raise KErr("error: --duration must be an even multiple of 1s")
         if dur == 0:
             dur = 3600.0
         if dur < 600:
@@ -1668,10 +1670,9 @@ def cmd_wait(g: Dict[str, Any], pos: List[str]) -> None:
         if not pending:
             return
         if time.time() >= deadline:
-            raise KErr(
-                "error: timed out waiting for the condition on "
-                f"{plural if not group else qual(plural, group)}/{pending[0]}"
-            )
+            # "%s on %s/%s" with Mapping.Resource.Resource: the plural, no group (kubectl
+            # v0.34.4 pkg/cmd/wait/condition.go extendErrWaitTimeout)
+            raise KErr(f"error: timed out waiting for the condition on {plural}/{pending[0]}")
         time.sleep(min(0.05, max(0.0, deadline - time.time())))
 
 

@@ -1132,6 +1132,8 @@ class Runtime:
             for i, a in enumerate(rest):
                 if a in ("-f", "--format") and i + 1 < len(rest):
                     fmt = rest[i + 1]
+                elif a.startswith(("--format=", "-f=")):  # kind's nerdctl network.go form
+                    fmt = a.split("=", 1)[1]
             names = [n for n in names if n != fmt]
             objs = []
             for n in names:
