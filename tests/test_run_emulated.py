@@ -410,6 +410,20 @@ def test_bad_input_gives_one_line_cause_and_its_code(
     assert _bad_run(emu_env, workdir, tmp_path, case, args, extra, setup, words) == code
 
 
+def test_kind_warning_is_not_the_cause(emu_env: dict, workdir: Path) -> None:
+    """Rootless podman < 4: kind warns about "Delegate=yes" on every create (kind v0.33.0
+    providers/podman/provider.go); a later kubeadm failure is still 79, not a cgroup 76."""
+    (workdir / "wl.sh").write_text("true\n")
+    env = {**emu_env, "KSI_EMU_VERSION_PODMAN": "3.4.4", "KSI_EMU_FAIL": "kind:create"}
+    kind = subprocess.run(["kind", "create", "cluster", "--name", "w"], capture_output=True,
+                          text=True, env={**env, "KIND_EXPERIMENTAL_PROVIDER": "podman"},
+                          timeout=60)
+    assert "Delegate=yes" in kind.stderr and "init node with kubeadm" in kind.stderr
+    res = run_ksi(["run", "--provider", "podman", "wl.sh"], env, workdir)
+    assert res.returncode == 79, last_line(res.stderr)
+    assert "failed to init node with kubeadm" in last_line(res.stderr)
+
+
 def test_bad_inputs_cover_many_distinct_codes(tmp_path: Path) -> None:
     """The codes KSI RETURNED (not the table's): many distinct classes, one code each, and
     only cases of one class share a code. Cases the run above did not reach (-k) run here."""

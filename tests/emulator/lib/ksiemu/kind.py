@@ -114,12 +114,20 @@ class Provider:
             d = json.loads(out or "{}")
             host = d.get("host", {})
             ctrls = host.get("cgroupControllers") or []
+            rootless = bool(host.get("security", {}).get("rootless"))
+            # podman < 4 reports no controllers: kind assumes all, and warns when rootless
+            # (kind v0.33.0 pkg/cluster/internal/providers/podman/provider.go info)
+            ver = str((d.get("version") or {}).get("Version") or "0")
+            old = int((re.findall(r"\d+", ver) or ["0"])[0]) < 4
             return {
-                "rootless": bool(host.get("security", {}).get("rootless")),
+                "rootless": rootless,
                 "cgroup2": host.get("cgroupVersion") == "v2",
-                "memory": "memory" in ctrls,
-                "pids": "pids" in ctrls,
-                "cpu": "cpu" in ctrls,
+                "memory": old or "memory" in ctrls,
+                "pids": old or "pids" in ctrls,
+                "cpu": old or "cpu" in ctrls,
+                "warning": "Cgroup controller detection is not implemented for Podman. If you "
+                'see cgroup-related errors, you might need to set systemd property "Delegate=yes"'
+                ", see https://kind.sigs.k8s.io/docs/user/rootless/" if old and rootless else "",
             }
         try:
             _, out, _ = self.run(["info", "--format", "{{json .}}"])
@@ -781,6 +789,8 @@ def cmd_create_cluster(argv: List[str], log: Logger) -> None:
                     ) from e
             raw_cfg = load_config(raw)
         info = prov.info()
+        if info.get("warning"):
+            log.info(info["warning"])
         if info["rootless"]:
             if not info["cgroup2"]:
                 raise KindError(
@@ -792,6 +802,9 @@ def cmd_create_cluster(argv: List[str], log: Logger) -> None:
                     "running kind with rootless provider requires setting systemd property "
                     '"Delegate=yes", see https://kind.sigs.k8s.io/docs/user/rootless/'
                 )
+        elif not info["cgroup2"]:  # create.go validateProvider
+            log.info("cgroup v1 is deprecated in Kubernetes and will not be supported in a future "
+                     "kind release, please upgrade to cgroup v2")
         name_override = cli.get_str(vals, "name") or os.environ.get("KIND_CLUSTER_NAME", "")
         c = defaults(raw_cfg, name_override, cli.get_str(vals, "image"))
         if prov.list_nodes(c["name"]):
