@@ -601,6 +601,21 @@ class Runtime:
             item["__m_Label"] = lambda k: labels.get(k, "")
         return item
 
+    def podman_ps_json(self, c: Dict[str, Any]) -> Dict[str, Any]:
+        """One item of `podman ps --format json` as real podman 4.3.1 prints it here (recorded:
+        tests/emulator/recorded/podman-ps-json.json): lists for Names, Command, Ports."""
+        item = _strip(self.ps_item(c))
+        item.pop("ID", None)
+        item.update({
+            "Command": list(c.get("cmd", [])),
+            "Ports": [{"host_ip": p["host_ip"] or "", "container_port": p["container_port"],
+                       "host_port": p["host_port"], "range": 1, "protocol": p["proto"]}
+                      for p in c.get("ports", [])],
+            "Exited": not c.get("running"), "ExitCode": 0, "Pid": 0, "Pod": "",
+            "Created": int(c["created"]), "Status": "Up" if c.get("running") else "Exited",
+        })
+        return item
+
     def cmd_ps(self, argv: List[str]) -> int:
         s = cli.Spec()
         s.add("all", "-a", "--all", kind="bool")
@@ -642,7 +657,7 @@ class Runtime:
             return 0
         if fmt:
             if fmt in ("json", "{{json .}}") and self.podman and fmt == "json":
-                state.out(json.dumps([_strip(self.ps_item(c)) for c in items], indent=4))
+                state.out(json.dumps([self.podman_ps_json(c) for c in items], indent=4))
                 return 0
             for c in items:
                 item = self.ps_item(c)
