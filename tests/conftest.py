@@ -28,6 +28,11 @@ def clean_environ() -> dict[str, str]:
 @pytest.fixture
 def emu_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running ksi against the emulator with private state."""
+    return make_emu_env(tmp_path)
+
+
+def make_emu_env(tmp_path: Path) -> dict[str, str]:
+    """emu_env's environment, for a test that needs several in one directory each."""
     env = clean_environ()
     env.update({
         # the interpreter's own directory next: emulator start-up without pyenv's shims

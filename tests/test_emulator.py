@@ -406,6 +406,46 @@ def test_delete_is_idempotent_and_cleans_kubeconfig(emu: Emu) -> None:
     assert ["rm", "-f", "-v", "d1-control-plane"] in nerd
 
 
+def test_kubeconfig_lock_is_one_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kind's lockFile is one O_EXCL open with no sleep (v0.33.0 pkg/cluster/internal/
+    kubeconfig/internal/kubeconfig/lock.go): the only retries are create.go's export backoff."""
+    from ksiemu import kubeconfig as emukc
+
+    kc = tmp_path / "config"
+    Path(str(kc) + ".lock").write_text("")
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path, *a, **kw):  # type: ignore[no-untyped-def]
+        opened.append(str(path))
+        return real_open(path, *a, **kw)
+
+    def no_sleep(_s: float) -> None:
+        raise AssertionError("lockFile does not sleep")
+
+    monkeypatch.setattr(emukc.os, "open", counting_open)
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    with pytest.raises(emukc.KubeconfigError, match="file exists"):
+        emukc.lock_file(str(kc))
+    assert opened == [str(kc) + ".lock"]
+
+
+@pytest.mark.parametrize("runtime", ["nerdctl", "podman"])
+def test_network_argv_as_kind(emu: Emu, runtime: str) -> None:
+    """kind's ensureNetwork argv (v0.33.0 pkg/cluster/internal/providers/{nerdctl,podman}/
+    network.go): nerdctl probes `--format={{.Name}}` and the bridge MTU first."""
+    assert emu.create("n", KIND_EXPERIMENTAL_PROVIDER=runtime).returncode == 0
+    nets = [c["argv"] for c in emu.calls(runtime) if c["argv"][:1] == ["network"]]
+    create = ["network", "create", "-d=bridge", "--ipv6", "--subnet", "fc00:f853:ccd:e793::/64",
+              "kind"]
+    if runtime == "nerdctl":
+        assert nets == [["network", "inspect", "kind", "--format={{.Name}}"],
+                        ["network", "inspect", "bridge", "-f",
+                         '{{ index .Options "com.docker.network.driver.mtu" }}'], create]
+    else:
+        assert nets == [["network", "inspect", "kind"], create]
+
+
 def test_stale_kubeconfig_lock(emu: Emu) -> None:
     kc = emu.tmp / "locked"
     Path(str(kc) + ".lock").write_text("")
@@ -665,12 +705,11 @@ def test_export_logs(emu: Emu) -> None:
     assert r.returncode == 0 and r.stdout.strip() == str(d)
     assert 'Exporting logs for cluster "el" to:' in r.stderr
     assert (d / "kind-version.txt").exists() and (d / "el-control-plane" / "journal.log").exists()
-    assert (
-        emu.run(
-            "kind", "export", "logs", str(d), "-n", "el", KSI_EMU_FAIL="kind:export-logs"
-        ).returncode
-        == 1
-    )
+    # the directory is printed before collecting (kind v0.33.0 export/logs/logs.go), so a
+    # failed collection still names it
+    r = emu.run("kind", "export", "logs", str(d), "-n", "el", KSI_EMU_FAIL="kind:export-logs")
+    assert r.returncode == 1 and r.stdout == f"{d}\n"
+    assert r.stderr.index("Exporting logs") < r.stderr.index("ERROR: ")
 
 
 def test_get_kubeconfig(emu: Emu) -> None:

@@ -346,8 +346,13 @@ def test_lint_accepts_ready_wait_on_a_long_running_pod() -> None:
 # --- the scripts against a recording kubectl stub ---------------------------------
 
 STUB_KUBECTL = r'''#!PYTHON
-"""kubectl for tests: a fresh, empty cluster that records every call."""
-import base64, json, os, sys, time
+"""kubectl for tests: a fresh, empty cluster that records every call.
+
+Time is a logical clock (one tick per call, no sleeps): a workload object finishes
+STUB_FINISH_AFTER ticks after its creation, and a `wait`/`rollout status` lets time pass
+until then. Before it finishes its phase is Running, its conditions are unset and its logs
+are partial; after, it Succeeded (STUB_OUTCOME=succeed) or Failed (fail)."""
+import base64, json, os, sys
 import yaml
 
 argv = sys.argv[1:]
@@ -356,6 +361,11 @@ log = os.path.join(state, "calls.jsonl")
 objs_path = os.path.join(state, "objects.json")
 objs = json.load(open(objs_path)) if os.path.exists(objs_path) else []
 outcome = os.environ.get("STUB_OUTCOME", "succeed")
+finish_after = int(os.environ.get("STUB_FINISH_AFTER", "3"))
+clock_path = os.path.join(state, "clock.json")
+clock = json.load(open(clock_path)) if os.path.exists(clock_path) else {"now": 0, "born": {}}
+clock["now"] += 1
+json.dump(clock, open(clock_path, "w"))
 with open(log, "a") as fh:
     fh.write(json.dumps(argv) + "\n")
 
@@ -393,12 +403,28 @@ ALIASES = {"pod": "Pod", "pods": "Pod", "job": "Job", "jobs": "Job",
 
 def save():
     json.dump(objs, open(objs_path, "w"))
+    json.dump(clock, open(clock_path, "w"))
+
+def key(kind, name, namespace):
+    return f"{kind}/{namespace}/{name}"
+
+def ref_key(ref):
+    kind, _, name = ref.partition("/")
+    return key(ALIASES.get(kind, kind), name, ns)
+
+def finished(ref):
+    return clock["now"] >= clock["born"].get(ref_key(ref), 0) + finish_after
+
+def let_time_pass(ref):
+    clock["now"] = max(clock["now"], clock["born"].get(ref_key(ref), 0) + finish_after)
+    save()
 
 def add(kind, name, namespace):
     if kind != "Namespace" and not any(o == ["Namespace", namespace, ""] for o in objs) \
             and namespace != "default":
         die(f'Error from server (NotFound): namespaces "{namespace}" not found')
     objs.append([kind, name, "" if kind == "Namespace" else namespace])
+    clock["born"][key(kind, name, "" if kind == "Namespace" else namespace)] = clock["now"]
     save()
 
 def exists(ref):
@@ -425,16 +451,18 @@ if verb in ("create", "apply"):
 elif verb == "wait":
     if any(a in ("-l", "--all") or a.startswith(("--selector", "-l")) for a in args):
         die("error: no matching resources found")
-    for ref in [a for a in args if "/" in a and not a.startswith("-")]:
+    refs = [a for a in args if "/" in a and not a.startswith("-")]
+    for ref in refs:
         if not exists(ref):
             die(f'Error from server (NotFound): {ref} not found')
+        let_time_pass(ref)
     if outcome != "succeed":
-        time.sleep(0.2)
-        die("error: timed out waiting for the condition")
+        die(f"error: timed out waiting for the condition on {refs[0]}")
     print("condition met")
 elif verb == "rollout":
     if not exists(args[1]):
         die(f'Error from server (NotFound): {args[1]} not found')
+    let_time_pass(args[1])
     if outcome != "succeed":
         die(f'error: timed out waiting for the condition')
     print(f'{args[1]} successfully rolled out')
@@ -442,14 +470,18 @@ elif verb == "get":
     if not exists(args[0]):
         die(f'Error from server (NotFound): {args[0]} not found')
     jp = " ".join(args)
+    done = finished(args[0])
     if "status.phase" in jp:
-        print("Succeeded" if outcome == "succeed" else "Failed", end="")
+        print("Running" if not done else "Succeeded" if outcome == "succeed" else "Failed",
+              end="")
     elif "Failed" in jp:
-        print("" if outcome == "succeed" else "True", end="")
+        print("True" if done and outcome != "succeed" else "", end="")
+    save()
 elif verb == "logs":
     if not exists(args[0]):
         die(f'Error from server (NotFound): {args[0]} not found')
-    print("stub logs of " + args[0])
+    print(("stub logs of " if finished(args[0]) else "partial logs (still running) of ")
+          + args[0])
 elif verb == "delete":
     if args[:1] == ["namespace"]:
         objs[:] = [o for o in objs if o[2] != args[1] and o != ["Namespace", args[1], ""]]
@@ -577,6 +609,30 @@ def test_stub_catches_a_racy_script(stub_env: dict[str, str], tmp_path: Path) ->
     r = subprocess.run(["bash", str(script)], env=stub_env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode != 0 and "no matching resources" in r.stderr
+
+
+def test_stub_does_not_answer_succeeded_before_the_pod_finished(stub_env: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    """A script that reads the phase and the logs without waiting sees what a real cluster
+    shows then (Running, partial logs), not the end: the example checks above can fail."""
+    script = tmp_path / "nowait.sh"
+    script.write_text(textwrap.dedent('''\
+        set -euo pipefail
+        k() { kubectl --context "$K8S_CLUSTER_NAME" "$@"; }
+        k create -f - <<EOF
+        {"kind": "Pod", "metadata": {"name": "p"}}
+        EOF
+        echo "phase=$(k get pod/p -o jsonpath='{.status.phase}')"
+        k logs pod/p
+        k wait pod/p --for=jsonpath='{.status.phase}'=Succeeded --timeout=10s
+        echo "phase=$(k get pod/p -o jsonpath='{.status.phase}')"
+        k logs pod/p
+        '''))
+    r = subprocess.run(["bash", str(script)], env=stub_env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["phase=Running", "partial logs (still running) of pod/p",
+                                     "condition met", "phase=Succeeded", "stub logs of pod/p"]
 
 
 # --- the e2e skip logic (tests/e2e/conftest.py), checked here without a real node -----

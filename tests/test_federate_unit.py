@@ -137,7 +137,55 @@ def test_watch_reports_a_failed_node_once(tmp_path):
     assert "kind could not create" in seen[0].cause
 
 
+class _Clock:
+    """A monotonic clock the test moves (stands in for rendezvous' `time` module)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    from ksi.federate import rendezvous
+
+    c = _Clock()
+    monkeypatch.setattr(rendezvous, "time", c)
+    return c
+
+
+def test_watch_times_heartbeats_by_its_clock(tmp_path, clock):
+    """Beats keep a node alive for longer than the timeout (0.6 s); once they stop, it is
+    dead after more than the timeout, not before."""
+    jd = JobDir(tmp_path, "1", "0")
+    jd.create()
+    seen = []
+    member = _watch(jd, 1)
+    head = _watch(jd, 0, on_failure=seen.append)
+    for _ in range(4):       # 2 s of beats every 0.5 s
+        member.beat()
+        head.scan()
+        clock.advance(0.5)
+    assert not seen and not head.dead
+    head.scan()              # 0.5 s after the last beat
+    assert not seen
+    clock.advance(0.2)       # 0.7 s > 0.6 s
+    head.scan()
+    assert seen and seen[0].dead and seen[0].name == "node2" and "no heartbeat" in seen[0].cause
+    assert 1 in head.dead
+
+
 def test_watch_detects_stopped_heartbeats(tmp_path):
+    """The same with the threads: alive while beating for longer than the timeout (the
+    member's own counter says how long), reported once the member stops."""
     jd = JobDir(tmp_path, "1", "0")
     jd.create()
     seen = []
@@ -146,7 +194,8 @@ def test_watch_detects_stopped_heartbeats(tmp_path):
     member.start()
     head.start()
     try:
-        time.sleep(1.0)
+        # 8 beats 0.1 s apart: the member has beaten for longer than the 0.6 s timeout
+        assert wait_for(lambda: member.counter >= 8, 10.0), "the member does not beat"
         assert not seen  # beating: alive
         member.stop()    # the member process "dies": no more heartbeats
         assert wait_for(lambda: seen, 5.0), "no failure reported"
@@ -157,7 +206,7 @@ def test_watch_detects_stopped_heartbeats(tmp_path):
     assert 1 in head.dead
 
 
-def test_a_node_that_left_is_not_dead(tmp_path):
+def test_a_node_that_left_is_not_dead(tmp_path, clock):
     jd = JobDir(tmp_path, "1", "0")
     jd.create()
     seen = []
@@ -165,9 +214,16 @@ def test_a_node_that_left_is_not_dead(tmp_path):
     jd.write_text("hb-1", "1 0\n")
     head.scan()
     jd.write_text("left-1", "")
-    time.sleep(0.8)
+    clock.advance(0.8)       # > the 0.6 s timeout without a beat
     head.scan()
     assert not seen and 1 in head.left
+    jd.write_text("hb-2", "1 0\n")  # control: without left-N the same silence is death
+    head2 = _watch(jd, 0, n=3, on_failure=seen.append)
+    head2.left.add(1)
+    head2.scan()
+    clock.advance(0.8)
+    head2.scan()
+    assert seen and seen[0].name == "node 2" and 2 in head2.dead
 
 # ---------------------------------------------------------------- nodes as threads
 

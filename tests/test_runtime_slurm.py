@@ -146,18 +146,27 @@ def test_job_scoped_podman_container_ends_with_the_job(bed: Testbed, work: Path)
     assert took < 15, f"took {took:.1f}s"
 
 
+def _stepds(job: str) -> list[str]:
+    """Slurm's step daemons of the job (`slurmstepd: [JOB.batch]`, `[JOB.extern]`)."""
+    r = subprocess.run(["pgrep", "-f", rf"slurmstepd: \[{job}\."], capture_output=True,
+                       text=True)
+    return r.stdout.split()
+
+
 def test_control_plain_podman_survives_scancel(bed: Testbed, work: Path) -> None:
     """Without KSI's teardown the container outlives the job on this bed: the assertion
-    above is not vacuous."""
+    above is not vacuous. Once Slurm's step daemons of the job have exited, Slurm has
+    killed everything it tracks (proctrack); what still runs then is an orphan."""
     job, marker, env = _start(bed, work, holder=False)
     try:
         bed.scancel(job)
         bed.wait_gone(job, timeout=60)
-        time.sleep(2)  # longer than it took KSI to clean up
-        survived = f"ksi-t-{job}" in _podman_ps(env).stdout and bool(_procs(marker))
-        if not survived:
-            pytest.skip("this bed already stops orphaned conmon (proctrack changed)")
-        assert survived
+        wait_for(lambda: not _stepds(job), 60, 0.2, what=f"job {job}'s slurmstepd to exit")
+        listed = f"ksi-t-{job}" in _podman_ps(env).stdout
+        assert listed and _procs(marker), (
+            "without KSI's teardown the container did not outlive the job (listed "
+            f"{listed}, processes {_procs(marker)}): this bed already stops orphaned "
+            "containers, so test_job_scoped_podman_container_ends_with_the_job proves nothing")
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "0", f"ksi-t-{job}"],
                        env={**os.environ, **env}, capture_output=True, timeout=60)

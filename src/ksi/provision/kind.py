@@ -41,43 +41,80 @@ def inotify_diagnosis(proc_root: str = "/proc") -> str:
                    "clusters per node)" if low else "")
 
 
+# kind's top-level config errors (v0.33.0 pkg/internal/apis/config/encoding/load.go and
+# validate.go; cmd/kind/create/cluster/createcluster.go returns load errors unwrapped and
+# wraps Validate()'s in "failed to create cluster: ", several as "[a, b]").
+CONFIG_ERRORS = re.compile(
+    r"unable to decode config|could not determine kind / apiVersion|unknown kind \S+ for "
+    r"apiVersion|unknown apiVersion|error reading (?:file|config from stdin)|is not a valid "
+    r"cluster name|invalid (?:apiServerPort|ipFamily|pod subnet|service subnet|kubeProxyMode|"
+    r"configuration for node)|must have at least one control-plane node")
+
+
+RUNTIMES = ("podman", "nerdctl", "docker", "finch")
+
+
+def kind_error(stderr: str) -> tuple[str, str]:
+    """(kind's error, the failed command's own output) from kind's stderr.
+
+    kind prints its warnings and progress first, then `ERROR: <err>`, then - when the error
+    came from a command - `\nCommand Output: <output>`, then at -v >= 1 `\nStack Trace: …`
+    (v0.33.0 cmd/kind/app/main.go logError). Only these two parts name the failure: warnings
+    (e.g. podman < 4's "…Delegate=yes…") and kubeadm's log inside them do not. Without an
+    ERROR line (kind killed), the error is the last line."""
+    m = re.search(r"^(?:\x1b\[31m)?ERROR(?:\x1b\[0m)?: ", stderr, re.MULTILINE)
+    if not m:
+        return last_line(stderr), ""
+    rest = stderr[m.end():]
+    rest = re.split(r"\n(?:\x1b\[31m)?Stack Trace(?:\x1b\[0m)?: ", rest, maxsplit=1)[0]
+    parts = re.split(r"\n(?:\x1b\[31m)?Command Output(?:\x1b\[0m)?: ", rest, maxsplit=1)
+    err, output = parts[0], (parts[1] if len(parts) > 1 else "")
+    return " ".join(ln.strip() for ln in err.splitlines() if ln.strip()), output.strip()
+
+
 def kind_said(stderr: str) -> str:
     """kind's failure in one line: its ERROR line, the command it ran shortened to the
-    program and subcommand, and the most telling line of that command's output (kind
-    prints it after 'Command Output:', cmd/kind/app/main.go)."""
-    head, _, output = stderr.partition("Command Output:")
-    said = last_line(head).removeprefix("ERROR: ").removeprefix("failed to create cluster: ")
+    program and subcommand, and the most telling line of that command's output."""
+    err, output = kind_error(stderr)
+    said = err.removeprefix("failed to create cluster: ")
     said = re.sub(r'command "(\S+ \S+)[^"]*" failed with error: ', r'"\1 …" failed: ', said)
     detail = last_line(output)
     return f"{said}: {detail}" if said and detail else said or detail
 
 
 def classify(stderr: str) -> tuple[Exit, str, str]:
-    """(exit code, cause, fix) for a failed 'kind create cluster' from kind's own words."""
-    s = stderr
-    if LOG_LINE_FAILURE in s:
+    """(exit code, cause, fix) for a failed 'kind create cluster' from kind's own error and
+    the failed command's output, never from its warnings."""
+    err, output = kind_error(stderr)
+    # The output of the runtime's own commands (run, info, ps, network) names host-side
+    # causes; that of 'exec … kubeadm' is kubeadm's --v=6 log from inside the node
+    # (v0.33.0 pkg/cluster/internal/create/actions/kubeadminit/init.go), which does not.
+    failed = re.search(r'command "(\S+) (\S+)', err)
+    runtime_cmd = bool(failed) and failed[1].rsplit("/", 1)[-1] in RUNTIMES \
+        and failed[2] != "exec"
+    both = f"{err}\n{output}" if runtime_cmd else err
+    if LOG_LINE_FAILURE in err:
         return (Exit.CLUSTER_NODE_START_FAILED,
                 "the kind node container did not start systemd (kind found no 'Multi-User "
                 f"System' log line); host: {inotify_diagnosis()}",
                 "ask an admin to set sysctl fs.inotify.max_user_instances=512 and "
                 "fs.inotify.max_user_watches=524288, or run fewer clusters on this node")
-    if "address already in use" in s or "port is already allocated" in s:
+    if CONFIG_ERRORS.search(err):
+        return (Exit.CONFIG_INVALID, f"kind rejected the cluster config: {kind_said(stderr)}",
+                "check the kind_config fragment in your KSI config (see --dry-run)")
+    if "address already in use" in both or "port is already allocated" in both:
         return (Exit.PORT_TAKEN, "a host port of the cluster was taken by another program "
                 "while kind started the node", "run again (KSI picks other ports) or unset "
                 "K8S_PORT if you set it")
-    if "rootless containerd not running" in s or "Cannot connect" in s \
-            or "cannot connect" in s:
+    if "rootless containerd not running" in both or "annot connect" in both:
         return (Exit.RUNTIME_UNAVAILABLE, "the container runtime is not running for this user",
                 "start it (rootless nerdctl: 'containerd-rootless-setuptool.sh install'); "
                 "see 'ksi doctor'")
-    if "requires cgroup v2" in s or "Delegate=yes" in s:
+    if "requires cgroup v2" in err or 'requires setting systemd property "Delegate=yes"' in err:
         return (Exit.RUNTIME_UNAVAILABLE, "the rootless runtime lacks cgroup v2 delegation "
                 "(cpu, memory, pids)", "ask an admin to enable cgroup v2 and Delegate=yes for "
                 "user@.service; see 'ksi doctor'")
-    if "unable to decode config" in s or "invalid configuration" in s.lower():
-        return (Exit.CONFIG_INVALID, "kind rejected the cluster config",
-                "check the kind_config fragment in your KSI config (see --dry-run)")
-    said = kind_said(s)
+    said = kind_said(stderr)
     return (Exit.CLUSTER_CREATE_FAILED,
             "kind could not create the cluster" + (f": {said}" if said else ""),
             "read the cluster logs KSI exported (path above) and 'ksi doctor'")

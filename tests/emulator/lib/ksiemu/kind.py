@@ -114,12 +114,20 @@ class Provider:
             d = json.loads(out or "{}")
             host = d.get("host", {})
             ctrls = host.get("cgroupControllers") or []
+            rootless = bool(host.get("security", {}).get("rootless"))
+            # podman < 4 reports no controllers: kind assumes all, and warns when rootless
+            # (kind v0.33.0 pkg/cluster/internal/providers/podman/provider.go info)
+            ver = str((d.get("version") or {}).get("Version") or "0")
+            old = int((re.findall(r"\d+", ver) or ["0"])[0]) < 4
             return {
-                "rootless": bool(host.get("security", {}).get("rootless")),
+                "rootless": rootless,
                 "cgroup2": host.get("cgroupVersion") == "v2",
-                "memory": "memory" in ctrls,
-                "pids": "pids" in ctrls,
-                "cpu": "cpu" in ctrls,
+                "memory": old or "memory" in ctrls,
+                "pids": old or "pids" in ctrls,
+                "cpu": old or "cpu" in ctrls,
+                "warning": "Cgroup controller detection is not implemented for Podman. If you "
+                'see cgroup-related errors, you might need to set systemd property "Delegate=yes"'
+                ", see https://kind.sigs.k8s.io/docs/user/rootless/" if old and rootless else "",
             }
         try:
             _, out, _ = self.run(["info", "--format", "{{json .}}"])
@@ -781,6 +789,8 @@ def cmd_create_cluster(argv: List[str], log: Logger) -> None:
                     ) from e
             raw_cfg = load_config(raw)
         info = prov.info()
+        if info.get("warning"):
+            log.info(info["warning"])
         if info["rootless"]:
             if not info["cgroup2"]:
                 raise KindError(
@@ -792,6 +802,9 @@ def cmd_create_cluster(argv: List[str], log: Logger) -> None:
                     "running kind with rootless provider requires setting systemd property "
                     '"Delegate=yes", see https://kind.sigs.k8s.io/docs/user/rootless/'
                 )
+        elif not info["cgroup2"]:  # create.go validateProvider
+            log.info("cgroup v1 is deprecated in Kubernetes and will not be supported in a future "
+                     "kind release, please upgrade to cgroup v2")
         name_override = cli.get_str(vals, "name") or os.environ.get("KIND_CLUSTER_NAME", "")
         c = defaults(raw_cfg, name_override, cli.get_str(vals, "image"))
         if prov.list_nodes(c["name"]):
@@ -844,17 +857,28 @@ def create(
         log.end(step, True)
     # ensureNetwork: inspect, then create if missing - no lock between the two, so two
     # creates at once on one runtime race (kind v0.33.0 pkg/cluster/internal/providers/
-    # podman/network.go: ensureNetwork/createNetwork; its "kind" ULA subnet as seen here).
+    # {podman,nerdctl}/network.go: ensureNetwork/createNetwork). The subnet is
+    # generateULASubnetFromName("kind", 0) = fc00:f853:ccd:e793::/64 for both. nerdctl
+    # checks with `network inspect kind --format={{.Name}}` and first reads the MTU of
+    # its "bridge" network (getDefaultNetworkMTU: `-o com.docker.network.driver.mtu=N`
+    # only when that is a number); podman checks with `network inspect kind`.
     # Fault point kind:network-race: another kind created the network between the two.
+    nerdctl = prov.name != "podman"
     try:
         if faults.should_fail("kind", "network-race"):
             raise KindError("raced", "")
-        prov.run(["network", "inspect", "kind"])
+        prov.run(["network", "inspect", "kind", *(["--format={{.Name}}"] if nerdctl else [])])
     except KindError:
-        argv = ["network", "create", "kind"]
-        if prov.name == "podman":
-            argv = ["network", "create", "-d=bridge", "--ipv6", "--subnet",
-                    "fc00:f853:ccd:e793::/64", "kind"]
+        argv = ["network", "create", "-d=bridge"]
+        if nerdctl:
+            try:
+                mtu = prov.run(["network", "inspect", "bridge", "-f",
+                                '{{ index .Options "com.docker.network.driver.mtu" }}'])[1].strip()
+            except KindError:
+                mtu = ""
+            if mtu.isdigit() and int(mtu) > 0:
+                argv += ["-o", f"com.docker.network.driver.mtu={mtu}"]
+        argv += ["--ipv6", "--subnet", "fc00:f853:ccd:e793::/64", "kind"]
         try:
             prov.run(argv)
         except KindError as e:
@@ -979,7 +1003,9 @@ def create(
             time.sleep(wait)
             log.end(step, False)
             log.info(" • WARNING: Timed out waiting for Ready ⚠️")
-    # export kubeconfig with backoff for locking failures (create.go)
+    # export kubeconfig with backoff for locking failures: 0/1/50/100 ms around ONE O_EXCL
+    # lock attempt each (kind v0.33.0 pkg/cluster/internal/create/create.go, lock.go), so
+    # kind tolerates ~150 ms of contention
     server = endpoint(prov, cp)
     kc = kubeconfig.kind_config(name, server, rec["ca_serial"], rec["client_serial"])
     last: Optional[Exception] = None
@@ -1142,6 +1168,12 @@ def cmd_export(argv: List[str], log: Logger) -> None:
     if not nodes:
         raise KindError(f'unknown cluster "{name}"')
     d = pos[0] if pos else tempfile.mkdtemp()
+    # the directory is printed BEFORE the logs are collected (kind v0.33.0
+    # pkg/cmd/kind/export/logs/logs.go runE: Infof + Fprintln, then CollectLogs), so it is
+    # there even when collecting fails
+    log.info(f'Exporting logs for cluster "{name}" to:')
+    state.out(d)
+    sys.stdout.flush()
     os.makedirs(d, exist_ok=True)
     faults.delay("kind", "export-logs")
     if faults.should_fail("kind", "export-logs"):
@@ -1178,9 +1210,6 @@ def cmd_export(argv: List[str], log: Logger) -> None:
             out = e.output or ""
         with open(os.path.join(nd, "inspect.json"), "w") as f:
             f.write(out)
-    # kind pkg/cmd/kind/export/logs/logs.go
-    log.info(f'Exporting logs for cluster "{name}" to:')
-    state.out(d)
 
 
 def cmd_load(argv: List[str], log: Logger) -> None:

@@ -3,8 +3,9 @@
 kind: pkg/cluster/internal/kubeconfig/internal/kubeconfig/
 - paths.go: --kubeconfig, else $KUBECONFIG list (empty/duplicates dropped), else
   $HOME/.kube/config; pathForMerge = the first existing file, else the last listed.
-- lock.go: ``<file>.lock`` created with O_CREATE|O_EXCL, 5 attempts 100 ms apart;
-  failure is wrapped as "failed to lock config file" (merge.go, remove.go).
+- lock.go: ``<file>.lock`` created with O_CREATE|O_EXCL, ONE attempt (kind v0.33.0
+  lockFile); failure is wrapped as "failed to lock config file" (merge.go, remove.go).
+  The only retries are create.go's export backoff (0/1/50/100 ms, in kind.py).
 - write.go (encode): directories 0755, file written in place with mode 0600.
 - remove.go: drop kind-<name> cluster/user/context, unset current-context.
 """
@@ -14,15 +15,10 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
-
-
-LOCK_ATTEMPTS = 5
-LOCK_SLEEP = 0.1
 
 
 class KubeconfigError(Exception):
@@ -65,19 +61,15 @@ def lock_file(filename: str) -> None:
     d = os.path.dirname(filename) or "."
     if not os.path.exists(d):
         os.makedirs(d, 0o755, exist_ok=True)
-    last: Optional[OSError] = None
-    for _ in range(LOCK_ATTEMPTS):
-        try:
-            fd = os.open(filename + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0)
-            os.close(fd)
-            return
-        except OSError as e:
-            last = e
-            time.sleep(LOCK_SLEEP)
-    assert last is not None
-    raise KubeconfigError(
-        "failed to lock config file: " + go_path_error("open", filename + ".lock", last)
-    )
+    # one O_EXCL attempt, no retry (kind v0.33.0 pkg/cluster/internal/kubeconfig/internal/
+    # kubeconfig/lock.go lockFile)
+    try:
+        fd = os.open(filename + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0)
+    except OSError as e:
+        raise KubeconfigError(
+            "failed to lock config file: " + go_path_error("open", filename + ".lock", e)
+        ) from None
+    os.close(fd)
 
 
 def unlock_file(filename: str) -> None:

@@ -117,7 +117,40 @@ RESOURCES: List[Tuple[Tuple[str, ...], str, str, str, bool]] = [
         "offloading.liqo.io",
         True,
     ),
+    (("statefulsets", "statefulset", "sts"), "StatefulSet", "statefulsets", "apps", True),
+    (("replicasets", "replicaset", "rs"), "ReplicaSet", "replicasets", "apps", True),
+    (("cronjobs", "cronjob", "cj"), "CronJob", "cronjobs", "batch", True),
+    (("roles", "role"), "Role", "roles", "rbac.authorization.k8s.io", True),
+    (("persistentvolumes", "persistentvolume", "pv"), "PersistentVolume", "persistentvolumes",
+     "", False),
+    (("ingresses", "ingress", "ing"), "Ingress", "ingresses", "networking.k8s.io", True),
+    (("networkpolicies", "networkpolicy", "netpol"), "NetworkPolicy", "networkpolicies",
+     "networking.k8s.io", True),
+    (("poddisruptionbudgets", "poddisruptionbudget", "pdb"), "PodDisruptionBudget",
+     "poddisruptionbudgets", "policy", True),
+    (("resourcequotas", "resourcequota", "quota"), "ResourceQuota", "resourcequotas", "", True),
+    (("limitranges", "limitrange", "limits"), "LimitRange", "limitranges", "", True),
+    (("customresourcedefinitions", "customresourcedefinition", "crd", "crds"),
+     "CustomResourceDefinition", "customresourcedefinitions", "apiextensions.k8s.io", False),
 ]
+
+
+def unmapped(o: Dict[str, Any], source: str, objs: Dict[str, Any]) -> Optional[str]:
+    """kubectl's error for an object whose kind the API server does not serve in its
+    apiVersion (built-ins of RESOURCES, or a CRD created in the cluster), else None:
+    cli-runtime v0.34.4 pkg/resource/mapper.go infoForData + apimachinery NoKindMatchError."""
+    kind, api = str(o.get("kind") or ""), str(o.get("apiVersion") or "")
+    group = api.rsplit("/", 1)[0] if "/" in api else ""
+    if any(k == kind and g == group for _n, k, _p, g, _ns in RESOURCES):
+        return None
+    for crd in objs.values():
+        spec = (crd.get("spec") or {}) if crd.get("kind") == "CustomResourceDefinition" else {}
+        if (spec.get("names") or {}).get("kind") == kind and spec.get("group") == group:
+            return None
+    md = o.get("metadata") or {}
+    return (f'error: resource mapping not found for name: "{md.get("name", "")}" namespace: '
+            f'"{md.get("namespace", "")}" from "{source}": no matches for kind "{kind}" in '
+            f'version "{api}"\nensure CRDs are installed first')
 
 
 def resource(alias: str) -> Tuple[str, str, str, bool]:
@@ -527,6 +560,13 @@ def with_status(o: Dict[str, Any], rec: Dict[str, Any]) -> Dict[str, Any]:
     emu = o.get("_emu", {})
     now = time.time()
     kind = o.get("kind")
+    if kind == "Job" and (o.get("spec") or {}).get("suspend"):
+        # a Job created with spec.suspend: no pods, never complete (the Job controller
+        # only sets the Suspended condition)
+        o["status"] = {"conditions": [{"type": "Suspended", "status": "True",
+                                       "reason": "JobSuspended", "message": "Job suspended"}]}
+        o.pop("_emu", None)
+        return o
     if workloads.modelled(o):  # restarts, retries, init containers, Deployments' pods
         o["status"] = workloads.status(o, now)
         if kind == "Pod" and (o.get("spec") or {}).get("nodeName") is None:
@@ -1283,7 +1323,7 @@ def create_obj(conn: Conn, o: Dict[str, Any], source: str, mode: str, g: Dict[st
             objs[key] = o
             return "{} {}".format(shown, "unchanged" if same else "configured")
         objs[key] = o
-        if kind == "Job":
+        if kind == "Job" and not (o.get("spec") or {}).get("suspend"):
             tmpl = (o.get("spec") or {}).get("template") or {}
             suffix = "".join(
                 random.choice(string.ascii_lowercase + string.digits) for _ in range(5)
@@ -1355,10 +1395,19 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
                 dry_run_print(d, g)
             return
         conn = connect(g)
+        # like kubectl's builder (ContinueOnError): the objects it can map are created,
+        # the others' errors come at the end
+        errors = []
         for src, d in docs:
+            bad = unmapped(d, "STDIN" if src == "-" else src, read_objects(conn.rec))
+            if bad:
+                errors.append(bad)
+                continue
             state.out(
                 create_obj(conn, d, "" if src == "-" else src if mode == "create" else src, mode, g)
             )
+        if errors:
+            raise KErr("\n".join(errors))
         return
     if mode == "apply":
         raise KErr("error: must specify one of -f and -k")
@@ -1431,6 +1480,17 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
     if what == "token":
         if len(pos) < 2:
             raise KErr("error: exactly one NAME is required, got 0")
+        dur_s = cli.get_str(g, "duration", "0")
+        try:
+            dur = cli.parse_duration(dur_s)
+        except ValueError as e:
+            raise KErr(f'error: invalid argument "{dur_s}" for "--duration" flag: {e}') from e
+        # TokenOptions.Validate runs before any request (kubectl v0.34.4
+        # pkg/cmd/create/create_token.go)
+        if dur < 0:
+            raise KErr("error: --duration must be greater than or equal to 0")
+        if dur and int(dur) != dur:
+            raise KErr("error: --duration cannot be expressed in units less than seconds")
         conn = connect(g)
         authorize(conn, "create", "serviceaccounts/token", "", conn.namespace)
         sa, ns = pos[1], conn.namespace
@@ -1441,15 +1501,6 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
             )
         if key_of("ServiceAccount", ns, sa) not in read_objects(conn.rec):
             raise KErr(f'error: failed to create token: serviceaccounts "{sa}" not found')
-        dur_s = cli.get_str(g, "duration", "0")
-        try:
-            dur = cli.parse_duration(dur_s)
-        except ValueError as e:
-            raise KErr(f'error: invalid argument "{dur_s}" for "--duration" flag: {e}') from e
-        if dur < 0:
-            raise KErr("error: --duration must be positive")
-        if dur and int(dur) != dur:
-            raise KErr("error: --duration must be an even multiple of 1s")
         if dur == 0:
             dur = 3600.0
         if dur < 600:
@@ -1772,10 +1823,9 @@ def cmd_wait(g: Dict[str, Any], pos: List[str]) -> None:
         if not pending:
             return
         if time.time() >= deadline:
-            raise KErr(
-                "error: timed out waiting for the condition on "
-                f"{plural if not group else qual(plural, group)}/{pending[0]}"
-            )
+            # "%s on %s/%s" with Mapping.Resource.Resource: the plural, no group (kubectl
+            # v0.34.4 pkg/cmd/wait/condition.go extendErrWaitTimeout)
+            raise KErr(f"error: timed out waiting for the condition on {plural}/{pending[0]}")
         time.sleep(min(0.05, max(0.0, deadline - time.time())))
 
 
