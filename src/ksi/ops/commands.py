@@ -52,25 +52,19 @@ def _quiet_logs(verbose: bool = False) -> None:
 @click.option("--provider", default=None, help="Runtime to check (default: the setting).")
 @click.option("--root", default=None, envvar="KSI_DOCTOR_ROOT",
               help="Read /sys, /proc and /etc under this root (tests; default /).")
+@click.option("--admin-script", "admin", is_flag=True, help="Print the admin commands for "
+              "what fails or warns here, as a bash script to review (never run; exit 0).")
 def doctor(as_json: bool, clusters: int, shared_dir: Optional[str], provider: Optional[str],
-           root: Optional[str]) -> None:
+           root: Optional[str], admin: bool) -> None:
     """Check this node for what KSI needs; name each problem's cause and the fix.
 
     Exit 0: all pass; 96: warnings only; 93: something fails.
     """
-    from ksi.ops import doctor as d
+    from ksi.checks.doctor import main
 
     _quiet_logs()
-    s = _settings()
-    ctx = d.context_from(s, _runner(), root=root, clusters=clusters, shared_dir=shared_dir,
-                         provider=provider)
-    checks = d.all_checks(ctx)
-    if as_json:
-        click.echo(json.dumps({"result": d.worst(checks),
-                               "checks": [c.as_dict() for c in checks]}, indent=2))
-    else:
-        click.echo(d.render(checks))
-    sys.exit(d.exit_code(checks))
+    sys.exit(main(_settings(), _runner(), as_json_out=as_json, admin=admin,
+                  clusters=clusters, shared_dir=shared_dir, provider=provider, root=root))
 
 
 # --------------------------------------------------------------------------- ls
