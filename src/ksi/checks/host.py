@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ksi.checks import kmod
-from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, parse_version
+from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, linger, parse_version
 
 MIN_KERNEL_LIQO = (5, 10)
 MODULES = ("ip_tables", "ip6_tables", "iptable_nat", "ip6table_nat")
@@ -23,11 +23,6 @@ INOTIFY_KEYS = ("max_user_instances", "max_user_watches")
 INOTIFY_FIX = ("ask an admin: sysctl -w fs.inotify.max_user_instances=512 "
                "fs.inotify.max_user_watches=524288 (persist in /etc/sysctl.d/99-ksi.conf)")
 DROPIN = "/etc/systemd/system/user@.service.d/delegate.conf"
-
-
-def linger(ctx: Context) -> str:
-    return (f"loginctl enable-linger {ctx.user}   # a systemd user manager (and "
-            f"/run/user/{ctx.uid}) for {ctx.user}, also outside a login")
 
 
 def check_cgroup_v2(ctx: Context) -> Check:

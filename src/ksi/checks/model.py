@@ -87,6 +87,12 @@ class Context:
         return str(p) if p.exists() else f"contrib/{rel}"
 
 
+def linger(ctx: Context) -> str:
+    """Admin bash: a systemd user manager for the user, also outside a login."""
+    return (f"loginctl enable-linger {ctx.user}   # a systemd user manager (and "
+            f"/run/user/{ctx.uid}) for {ctx.user}, also outside a login")
+
+
 # ------------------------------------------------------------------------ versions
 _VER = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 

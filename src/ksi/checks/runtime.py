@@ -9,7 +9,7 @@ import re
 import socket
 from pathlib import Path
 
-from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context
+from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, linger
 from ksi.checks.tools import tool_output
 from ksi.errors import Exit, last_line
 
@@ -72,10 +72,8 @@ def check_bypass4netns(ctx: Context) -> Check:
         return Check("bypass4netnsd", PASS, "running")
     status = FAIL if ctx.bypass4netns == "on" else WARN
     user, uid = ctx.user, ctx.uid
-    admin = (f"loginctl enable-linger {user}   # bypass4netnsd is a systemd user unit of "
-             f"{user}\n"
-             "# bypass4netnsd comes with nerdctl-full (/usr/local/bin); the unit is the "
-             "user's own:\n"
+    admin = (linger(ctx), "# bypass4netnsd comes with nerdctl-full (/usr/local/bin); the "
+             "unit is the user's own:\n"
              f"if ! pgrep -u {user} -x bypass4netnsd >/dev/null; then\n"
              f"  runuser -u {user} -- env XDG_RUNTIME_DIR=/run/user/{uid} "
              f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus \\\n"
