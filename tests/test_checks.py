@@ -278,3 +278,22 @@ def test_checks_import_neither_ops_nor_cluster():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             bad = [n for n in names if n.startswith(("ksi.ops", "ksi.cluster", "ksi.cli"))]
             assert not bad, f"{f.name} imports {bad}"
+
+
+def test_site_setup_names_real_checks():
+    """Every check docs/site-setup.md names after 'Check:'/'Checks:' is one doctor prints."""
+    import re
+
+    import ksi.checks
+
+    src = "".join(f.read_text() for f in Path(ksi.checks.__file__).parent.glob("*.py"))
+    real = set(re.findall(r'(?:Check|check_version)\(\s*(?:ctx, )?"([^"]+)"', src))
+    real |= {"kind", "kubectl", "liqoctl", "provider nerdctl", "provider podman", "subuid",
+             "subgid"}
+    doc = (Path(__file__).resolve().parent.parent / "docs/site-setup.md").read_text()
+    named = set()
+    for para in re.findall(r"Checks?: (.*?)(?:\n\n|$)", doc, re.S):
+        sentence = re.split(r"\.\s", re.sub(r"\([^)]*\)", "", para))[0]
+        named |= set(re.findall(r"`([^`]+)`", sentence))
+    assert named and named <= real, named - real
+    assert "ksi doctor --admin-script" in doc

@@ -213,10 +213,10 @@ def check_liqo_networking(ctx: Context) -> Check:
         other = [m for m in missing if m not in absent]
         admin = (kmod.kernel_block(absent),) if absent else ()
         if other:
-            admin += ("# install the kernel's extra modules first (RHEL 9: dnf install "
-                      "kernel-modules-extra; Ubuntu:\n# apt-get install "
-                      "linux-modules-extra-$(uname -r); Debian's stock kernel has them)\n"
-                      + kmod.persist_block(other),)
+            admin += ("# if modprobe finds no module file, install the kernel's module "
+                      "package first (RHEL 9:\n# kernel-modules or kernel-modules-extra; "
+                      "Ubuntu: linux-modules-extra-$(uname -r))\n"
+                      + kmod.persist_block(other, "/etc/modules-load.d/ksi-liqo.conf"),)
         return Check("kernel for Liqo networking", WARN,
                      f"no {' and no '.join(missing)} kernel module: Liqo's pod network "
                      "between the nodes will not come up",

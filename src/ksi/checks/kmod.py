@@ -97,14 +97,13 @@ class KernelModules:
         return {n: self.state(n) for n in names}
 
 
-def persist_block(names: list[str]) -> str:
+def persist_block(names: list[str], conf: str = "/etc/modules-load.d/ksi.conf") -> str:
     """Admin bash: load the modules now and at every boot (modules-load.d), idempotently."""
     mods = " ".join(names)
     return (f"modprobe -a {mods}\n"
             "install -d /etc/modules-load.d\n"
             f"for m in {mods}; do\n"
-            "  grep -qxF \"$m\" /etc/modules-load.d/ksi.conf 2>/dev/null || "
-            "echo \"$m\" >> /etc/modules-load.d/ksi.conf\n"
+            f"  grep -qxF \"$m\" {conf} 2>/dev/null || echo \"$m\" >> {conf}\n"
             "done")
 
 
