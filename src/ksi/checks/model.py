@@ -19,7 +19,8 @@ PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 RANK = {SKIP: 0, PASS: 0, WARN: 1, FAIL: 2}
 WARN_EXIT = int(Exit.DOCTOR_WARNINGS)  # doctor found warnings only (no failures)
 # the KSI source tree's contrib/ (site hooks, the Slurm epilog), when KSI runs from one
-CONTRIB = Path(__file__).resolve().parents[3] / "contrib"
+_HERE = Path(__file__).resolve()
+CONTRIB = _HERE.parents[3] / "contrib" if len(_HERE.parents) > 3 else None
 
 
 @dataclass
@@ -83,8 +84,8 @@ class Context:
 
     def contrib(self, rel: str) -> str:
         """Where a contrib/ file is: the source tree's copy, else its path in the source."""
-        p = CONTRIB / rel
-        return str(p) if p.exists() else f"contrib/{rel}"
+        p = CONTRIB / rel if CONTRIB else None
+        return str(p) if p is not None and p.exists() else f"contrib/{rel}"
 
 
 def linger(ctx: Context) -> str:
