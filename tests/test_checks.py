@@ -92,7 +92,9 @@ def test_modules_loadable_not_loaded(tmp_path):
     assert c.status == FAIL
     assert c.detail.startswith("not loaded: ip6_tables, iptable_nat, ip6table_nat (")
     assert "modprobe -a ip6_tables iptable_nat ip6table_nat" in c.fix
-    assert "modprobe -a ip6_tables iptable_nat ip6table_nat" in c.admin[0]
+    # the loaded one is listed for the next boot too
+    assert "modprobe -a ip_tables ip6_tables iptable_nat ip6table_nat\n" in c.admin[0]
+    assert "for m in ip_tables ip6_tables iptable_nat ip6table_nat; do" in c.admin[0]
     assert "/etc/modules-load.d/ksi.conf" in c.admin[0]
 
 
@@ -177,7 +179,7 @@ BROKEN = [  # (what to break, the check, words its admin command has)
      "Delegate=cpu cpuset io memory pids\\n' > /etc/systemd/system/user@.service.d/"
      "delegate.conf\nsystemctl daemon-reload"),
     ("no user manager", host.check_delegation, "loginctl enable-linger "),
-    ("kernel modules", host.check_modules, "modprobe -a ip6_tables iptable_nat ip6table_nat"),
+    ("kernel modules", host.check_modules, "modprobe -a ip_tables ip6_tables iptable_nat"),
     ("inotify limits", host.check_inotify, "fs.inotify.max_user_instances = 512"),
     ("subuid", host.check_subuid, "usermod --add-subuids"),
     ("subgid", host.check_subgid, "usermod --add-subgids"),
@@ -258,8 +260,8 @@ def test_doctor_admin_script_end_to_end(emu_env, workdir, tmp_path):
     r = run_ksi(["doctor", "--admin-script"], env, workdir)
     assert r.returncode == 0, r.stderr
     assert "# --- FAIL kernel modules: not loaded: ip6_tables" in r.stdout
-    assert "modprobe -a ip6_tables" in r.stdout and "sysctl -p /etc/sysctl.d/99-ksi.conf" \
-        in r.stdout
+    assert "modprobe -a ip_tables ip6_tables" in r.stdout
+    assert "sysctl -p /etc/sysctl.d/99-ksi.conf" in r.stdout
     bash_n(r.stdout, tmp_path)
     assert os.path.exists(root / "proc/modules")  # nothing was run or changed
 
@@ -297,3 +299,19 @@ def test_site_setup_names_real_checks():
         named |= set(re.findall(r"`([^`]+)`", sentence))
     assert named and named <= real, named - real
     assert "ksi doctor --admin-script" in doc
+
+
+def test_admin_script_modules_block_is_idempotent(tmp_path):
+    """The modules block, run twice with modprobe faked and modules-load.d in tmp, lists
+    each module once."""
+    root = bare_root(tmp_path)
+    (root / "proc/config.gz").write_bytes(gzip.compress(config_text("m").encode()))
+    block = host.check_modules(ctx_for(root)).admin[0]
+    conf = tmp_path / "load.d/ksi.conf"
+    block = block.replace("/etc/modules-load.d/ksi.conf", str(conf)).replace(
+        "/etc/modules-load.d", str(conf.parent))
+    for _ in range(2):
+        res = subprocess.run(["bash", "-euc", "modprobe() { :; }\n" + block],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    assert conf.read_text().split() == list(IPT)

@@ -132,7 +132,9 @@ def check_modules(ctx: Context) -> Check:
             fixes.append("boot a kernel built with them")
         return Check("kernel modules", FAIL, "; ".join(parts) + " (kube-proxy in rootless "
                      "kind cannot load them)", "ask an admin: " + "; ".join(fixes),
-                     admin=((kmod.persist_block(missing),) if missing else ())
+                     admin=((kmod.persist_block([m for m in MODULES if states[m] not in
+                                                  (kmod.BUILTIN, kmod.ABSENT)]),)
+                            if missing else ())
                      + ((kmod.kernel_block(absent),) if absent else ()))
     builtin = [m for m, s in states.items() if s == kmod.BUILTIN]
     return Check("kernel modules", PASS, " ".join(MODULES)
