@@ -188,14 +188,14 @@ def test_doctor_no_free_port(doc_env, workdir):
 
 
 def test_doctor_subids_for_a_user(tmp_path):
-    from ksi.ops import doctor as d
+    from ksi.checks import Context, host
     from ksi.runner import Runner
 
     root = good_root(tmp_path, uid=1777)
-    ctx = d.Context(runner=Runner(), root=root, uid=1777)
-    assert d.check_subuid(ctx).status == "pass"
+    ctx = Context(runner=Runner(), root=root, uid=1777)
+    assert host.check_subuid(ctx).status == "pass"
     (root / "etc/subgid").write_text("someoneelse:100000:65536\n")
-    c = d.check_subgid(ctx)
+    c = host.check_subgid(ctx)
     assert c.status == "fail" and "0 subordinate ids" in c.detail
     assert "usermod --add-subuids" in c.fix
 

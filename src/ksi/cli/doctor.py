@@ -1,8 +1,7 @@
-"""`ksi doctor`: check this node for what KSI needs (ksi.ops.doctor)."""
+"""`ksi doctor`: check this node for what KSI needs (ksi.checks)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Optional
 
@@ -20,22 +19,16 @@ from ksi.cli.common import load_settings, quiet_logs, runner
 @click.option("--provider", default=None, help="Runtime to check (default: the setting).")
 @click.option("--root", default=None, envvar="KSI_DOCTOR_ROOT",
               help="Read /sys, /proc and /etc under this root (tests; default /).")
+@click.option("--admin-script", "admin", is_flag=True, help="Print the admin commands for "
+              "what fails or warns here, as a bash script to review (never run; exit 0).")
 def command(as_json: bool, clusters: int, shared_dir: Optional[str],
-            provider: Optional[str], root: Optional[str]) -> None:
+            provider: Optional[str], root: Optional[str], admin: bool) -> None:
     """Check this node for what KSI needs; name each problem's cause and the fix.
 
     Exit 0: all pass; 96: warnings only; 93: something fails.
     """
-    from ksi.ops import doctor as d
+    from ksi.checks.doctor import main
 
     quiet_logs()
-    s = load_settings()
-    ctx = d.context_from(s, runner(), root=root, clusters=clusters, shared_dir=shared_dir,
-                         provider=provider)
-    checks = d.all_checks(ctx)
-    if as_json:
-        click.echo(json.dumps({"result": d.worst(checks),
-                               "checks": [c.as_dict() for c in checks]}, indent=2))
-    else:
-        click.echo(d.render(checks))
-    sys.exit(d.exit_code(checks))
+    sys.exit(main(load_settings(), runner(), as_json_out=as_json, admin=admin,
+                  clusters=clusters, shared_dir=shared_dir, provider=provider, root=root))

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ksi.checks.host import inotify_diagnosis
 from ksi.errors import CommandFailed, Exit, KsiError, last_line
 
 if TYPE_CHECKING:
@@ -23,22 +24,6 @@ LOG_LINE_FAILURE = "could not find a log line that matches"
 # test-bed nodes on one root podman).
 NETWORK_RACE = re.compile(r'failed to ensure \w+ network: command "[^"]*network create '
                           r'[^"]*?(\S+)" failed')
-
-
-def inotify_diagnosis(proc_root: str = "/proc") -> str:
-    """The host's inotify limits, the usual cause of kind's node start-up failure."""
-    vals = {}
-    for key in ("max_user_instances", "max_user_watches"):
-        try:
-            vals[key] = int(Path(f"{proc_root}/sys/fs/inotify/{key}").read_text().strip())
-        except (OSError, ValueError):
-            vals[key] = None
-    parts = [f"fs.inotify.{k}={v}" for k, v in vals.items() if v is not None]
-    low = ((vals["max_user_instances"] or 10**9) < 512
-           or (vals["max_user_watches"] or 10**9) < 524288)
-    text = ", ".join(parts) or "inotify limits unknown"
-    return text + (" (low: kind needs about 512 instances / 524288 watches for several "
-                   "clusters per node)" if low else "")
 
 
 # kind's top-level config errors (v0.33.0 pkg/internal/apis/config/encoding/load.go and

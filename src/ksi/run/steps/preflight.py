@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 
 def _checks(runner: Runner, provider: str) -> None:
-    from ksi.ops.doctor import cheap_checks, raise_first_failure
+    from ksi.checks import preflight
 
-    raise_first_failure(cheap_checks(runner, provider))
+    preflight(runner, provider)
 
 
 class Preflight(Step):
