@@ -844,7 +844,7 @@ def create(
 
     # providers/*/images.go ensureNodeImages
     for image in sorted({n["image"] for n in c["nodes"]}):
-        step = f"Ensuring node image ({friendly(image)}) 🖼"
+        step = f"Ensuring node image ({friendly(image)}) 🖼\ufe0f"
         log.start(step)
         try:
             prov.run(["inspect", "--type=image", image])

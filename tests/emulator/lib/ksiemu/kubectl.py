@@ -1499,20 +1499,21 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
                 "error: failed to create token: Internal error occurred: emulated failure "
                 "(KSI_EMU_FAIL=kubectl:token)"
             )
-        if key_of("ServiceAccount", ns, sa) not in read_objects(conn.rec):
-            raise KErr(f'error: failed to create token: serviceaccounts "{sa}" not found')
         if dur == 0:
             dur = 3600.0
         if dur < 600:
-            # kube-apiserver pkg/apis/authentication/validation:
-            # TokenRequest expirationSeconds >= 600
+            # kube-apiserver pkg/apis/authentication/validation: TokenRequest
+            # expirationSeconds >= 600, validated before the service account is looked up and
+            # on the unnamed TokenRequest (recorded: kubectl-create-token-short)
             raise KErr(
-                f'error: failed to create token: TokenRequest.authentication.k8s.io "{sa}" is '
+                'error: failed to create token: TokenRequest.authentication.k8s.io "" is '
                 "invalid: "
                 f"spec.expirationSeconds: Invalid value: {int(dur)}: may not specify a duration "
                 f"less than "
                 "10 minutes"
             )
+        if key_of("ServiceAccount", ns, sa) not in read_objects(conn.rec):
+            raise KErr(f'error: failed to create token: serviceaccounts "{sa}" not found')
         iat = int(time.time())
         payload = {
             "aud": ["https://kubernetes.default.svc.cluster.local"],

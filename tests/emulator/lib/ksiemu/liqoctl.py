@@ -468,6 +468,11 @@ def peer_statuses(p: Dict[str, Any]) -> Dict[str, str]:
 
 def cmd_info(g: Dict[str, Any], pos: List[str]) -> None:
     conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    if not load(conn.rec).get("installed"):
+        # real liqoctl 1.0.1 info (recorded: liqoctl-info-no-liqo)
+        raise LErr("Liqo is not installed in the current cluster! \n\nYou can install liqo "
+                   "via the 'liqoctl install' command.\nCheck 'liqoctl install --help' for "
+                   "further information.")
     st = require_installed(conn, "local cluster")
     net = conn.rec["config"]["networking"]
     peers = []
