@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ksi.errors import Exit, GpuSetupFailed
 from ksi.gpu.discovery import Discovery
+from ksi.images import NVIDIA_DEVICE_PLUGIN
 
 if TYPE_CHECKING:
     from ksi.runner import Runner
 
 log = logging.getLogger("ksi.gpu")
 
-DEVICE_PLUGIN_VERSION = "v0.20.0"
-DEVICE_PLUGIN_IMAGE = f"nvcr.io/nvidia/k8s-device-plugin:{DEVICE_PLUGIN_VERSION}"
+DEVICE_PLUGIN_IMAGE = NVIDIA_DEVICE_PLUGIN       # the one list of images: ksi.images
 CUDA_SAMPLE_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0"  # e2e test only
 VOLUME_MOUNT_ROOT = "/var/run/nvidia-container-devices"
 RESOURCE = "nvidia.com/gpu"
@@ -46,12 +46,7 @@ HOST_SETUP = (  # what the site runs once per GPU node (docs/runtime.md, nvkind'
     "nvidia-ctk config --set accept-nvidia-visible-devices-as-volume-mounts=true --in-place",
     "rootless: nvidia-ctk config --set nvidia-container-cli.no-cgroups=true --in-place",
 )
-SAVE_FIX = "ksi images save " + DEVICE_PLUGIN_IMAGE
-
-
-def gpu_images() -> list[str]:
-    """Images the cluster needs for GPUs (for `ksi images save --gpu`)."""
-    return [DEVICE_PLUGIN_IMAGE]
+SAVE_FIX = "ksi images save --gpu"
 
 
 # ------------------------------------------------------------------ kind config
@@ -218,7 +213,7 @@ class GpuSetup:
             raise GpuSetupFailed(
                 f"the job has GPUs but the NVIDIA device plugin image {self.image} is not "
                 f"in the image archive cache {where}",
-                f"on a machine that can pull: {SAVE_FIX} (or ksi images save --gpu), with "
+                f"on a machine that can pull: {SAVE_FIX} (saves {self.image}), with "
                 "image_archive_dir set; or run with --gpus none")
         return found
 
