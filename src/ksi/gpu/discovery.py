@@ -249,6 +249,8 @@ def select(seen: Sequence[Gpu], req: GpuRequest, caps: Mapping[str, int] | None 
         return [], "the job has no GPUs (no SLURM_*_GPUS, CUDA_VISIBLE_DEVICES empty)", notes
     pool, how, by_minor = physical, "", False
     ids = req.slurm_ids
+    if not physical:
+        raise GpuUnavailable("Slurm gave this step GPUs but nvidia-smi sees none", DRIVER_FIX)
     if ids:
         matched = [g for g in physical if g.minor is not None and str(g.minor) in ids]
         if len(matched) == len(ids):
