@@ -491,3 +491,96 @@ def test_images_save_gpu(emu_env: dict, workdir: Path, tmp_path: Path) -> None:
     res = run_ksi(["images", "save", "--gpu", "--dir", str(d)], emu_env, workdir)
     assert res.returncode == 0, res.stderr
     assert (d / images.archive_name(node.DEVICE_PLUGIN_IMAGE)).is_file()
+
+
+# ------------------------------------------------------------------ ksi doctor's GPU checks
+def doctor_ctx(smi: Any, root: Path, *, uid: int = 4242, mode: str = "user",
+               tools: tuple[str, ...] = ("nvidia-ctk", "nvidia-container-cli"),
+               **environ: str) -> Any:
+    from ksi.ops.doctor import Context
+
+    bindir = Path(smi.environ["PATH"].split(":")[0])
+    for t in tools:
+        (bindir / t).write_text("#!/bin/sh\nexit 0\n")
+        (bindir / t).chmod(0o755)
+    env = {**smi.environ, "PATH": str(bindir), **environ}
+    return Context(runner=smi.runner, root=root, environ=env, uid=uid, runtime_mode=mode)
+
+
+def fake_host(root: Path, *, config: Optional[str], gpus: int = 4, mode: int = 0o666) -> Path:
+    (root / "dev").mkdir(parents=True, exist_ok=True)
+    for name in [f"nvidia{i}" for i in range(gpus)] + ["nvidiactl", "nvidia-uvm"]:
+        (root / "dev" / name).write_text("")
+        (root / "dev" / name).chmod(mode)
+    if config is not None:
+        (root / "etc/nvidia-container-runtime").mkdir(parents=True, exist_ok=True)
+        (root / "etc/nvidia-container-runtime/config.toml").write_text(config)
+    return root
+
+
+GOOD_CONFIG = ("accept-nvidia-visible-devices-as-volume-mounts = true\n"
+               "[nvidia-container-cli]\nno-cgroups = true\n")
+
+
+def by_name(checks: list[Any]) -> dict[str, Any]:
+    return {c.name.removeprefix("gpu: "): c for c in checks}
+
+
+def test_doctor_gpu_checks_pass_on_a_good_host(smi: Any, tmp_path: Path) -> None:
+    from ksi.gpu.checks import gpu_checks
+
+    smi.layout(FOUR)
+    ctx = doctor_ctx(smi, fake_host(tmp_path / "r", config=GOOD_CONFIG), mode="job",
+                     SLURM_JOB_ID="5", SLURM_STEP_GPUS="0,1")
+    c = by_name(gpu_checks(ctx))
+    assert [x.status for x in c.values()] == ["pass"] * 5, c
+    assert "2 job GPU(s)" in c["nvidia-smi"].detail and "driver 550.54.15" in c["nvidia-smi"].detail
+
+
+def test_doctor_names_each_gpu_problem(smi: Any, tmp_path: Path) -> None:
+    from ksi.gpu.checks import gpu_checks
+
+    smi.layout(FOUR)
+    root = fake_host(tmp_path / "r", config="[nvidia-container-cli]\n", mode=0o660)
+    c = by_name(gpu_checks(doctor_ctx(smi, root, tools=("nvidia-ctk",), SLURM_JOB_ID="5",
+                                      SLURM_STEP_GPUS="3")))
+    assert c["container toolkit"].status == "fail" and c["container toolkit"].code == 98
+    assert "nvidia-container-cli" in c["container toolkit"].detail
+    cfg = c["toolkit config"]
+    assert cfg.status == "fail" and "accept-nvidia-visible-devices-as-volume-mounts" in cfg.detail
+    assert "no-cgroups" in cfg.detail and "no-cgroups=true" in cfg.fix
+    files = c["device files"]
+    assert files.status == "fail" and "/dev/nvidia3 not read/writable" in files.detail
+    assert "/dev/nvidia0" not in files.detail             # another job's file: not checked
+    warn = c["device constraint"]
+    assert warn.status == "warn" and "does not limit" in warn.detail and "3 other" in warn.detail
+
+
+def test_doctor_gpus_in_the_job_but_no_nvidia_smi(smi: Any, tmp_path: Path) -> None:
+    from ksi.gpu.checks import gpu_checks
+
+    (Path(smi.environ["PATH"].split(":")[0]) / "nvidia-smi").unlink()
+    c = by_name(gpu_checks(doctor_ctx(smi, tmp_path, SLURM_JOB_ID="5", SLURM_JOB_GPUS="0")))
+    assert c["nvidia-smi"].status == "fail" and c["nvidia-smi"].code == 97
+    assert "NVIDIA driver" in c["nvidia-smi"].fix
+    c = by_name(gpu_checks(doctor_ctx(smi, tmp_path, tools=(), SLURM_JOB_ID="5")))
+    assert {x.status for x in c.values()} == {"skip"}      # a CPU job: nothing to say
+
+
+def test_doctor_reads_the_toolkit_config_where_the_toolkit_does(smi: Any, tmp_path: Path
+                                                               ) -> None:
+    from ksi.gpu.checks import check_toolkit_config, toolkit_config_path
+
+    assert toolkit_config_path({}) == "/etc/nvidia-container-runtime/config.toml"
+    assert toolkit_config_path({"XDG_CONFIG_HOME": "/home/a/.config"}) == \
+        "/home/a/.config/nvidia-container-runtime/config.toml"
+    assert toolkit_config_path({"NVIDIA_CTK_CONFIG_FILE_PATH": "/x.toml"}) == "/x.toml"
+    smi.layout(FOUR)
+    root = tmp_path / "r"
+    (root / "cfg/nvidia-container-runtime").mkdir(parents=True)
+    (root / "cfg/nvidia-container-runtime/config.toml").write_text(GOOD_CONFIG)
+    ctx = doctor_ctx(smi, root, XDG_CONFIG_HOME="/cfg")
+    assert check_toolkit_config(ctx).status == "pass"
+    volume_only = "accept-nvidia-visible-devices-as-volume-mounts = true\n"
+    root_ctx = doctor_ctx(smi, fake_host(tmp_path / "r2", config=volume_only), uid=0)
+    assert check_toolkit_config(root_ctx).status == "pass"   # no-cgroups: rootless only

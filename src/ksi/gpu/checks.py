@@ -7,6 +7,7 @@ Nothing is checked (SKIP) when the job has no GPUs and nvidia-smi is absent.
 from __future__ import annotations
 
 import os
+import pwd
 from typing import TYPE_CHECKING, Any, Optional
 
 from ksi.errors import Exit, KsiError
@@ -125,7 +126,7 @@ def check_device_files(ctx: Context, d: Optional[Discovery]) -> Check:
         if not real.exists():
             if path != "/dev/nvidia-uvm-tools":
                 bad.append(f"{path} missing")
-        elif not real.is_dir() and not os.access(real, os.R_OK | os.W_OK):
+        elif not real.is_dir() and not can_read_write(real.stat(), ctx.uid):
             bad.append(f"{path} not read/writable for {ctx.user}")
     if bad:
         return Check(name, FAIL, "; ".join(bad),
@@ -136,6 +137,23 @@ def check_device_files(ctx: Context, d: Optional[Discovery]) -> Check:
     controls = [f for f in CONTROL_FILES if ctx.path(f).exists()]
     return Check(name, PASS, f"{len(d.device_files())} device files usable "
                  f"({', '.join(controls)} and the GPUs')")
+
+
+def can_read_write(st: os.stat_result, uid: int) -> bool:
+    """Whether user uid may open a file with these owner/mode bits read-write (by the mode
+    bits, so the doctor answers for the user it checks, not for itself)."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return st.st_mode & 0o600 == 0o600
+    try:
+        pw = pwd.getpwuid(uid)
+        gids = set(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    except KeyError:
+        gids = set()
+    if st.st_gid in gids:
+        return st.st_mode & 0o060 == 0o060
+    return st.st_mode & 0o006 == 0o006
 
 
 def check_device_constraint(ctx: Context, d: Optional[Discovery]) -> Check:
