@@ -1,7 +1,8 @@
 """`ksi run` flags of issue 6, added by one decorator so that cli.py's signature stays as is.
 
 Values land in the click context (meta["ksi_runtime_flags"]); cli.run merges them into the
-settings flags: --runtime-mode, --image-archive, --preload (repeatable), --bypass4netns.
+settings flags: --runtime-mode, --image-archive, --preload (repeatable), --bypass4netns,
+--gpus (issue 17: the `gpus` setting).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def runtime_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      expose_value=False, callback=_store("bypass4netns"),
                      help="Near line-rate pod networking for nerdctl (auto: where "
                      "bypass4netnsd runs)."),
+        click.option("--gpus", type=click.Choice(("auto", "none", "required")), default=None,
+                     expose_value=False, callback=_store("gpus"),
+                     help="The job's GPUs in the cluster: auto (when Slurm gave the job "
+                     "GPUs), none (never), required (fail, exit 97, without GPUs)."),
     ]
     for o in reversed(opts):
         f = o(f)
