@@ -171,6 +171,20 @@ def test_mig_devices_by_uuid(smi: Any) -> None:
     assert d.foreign_device_files() == ["/dev/nvidia1"]       # the parent's file stays
 
 
+def test_mig_gres_ids_are_not_minor_numbers(smi: Any) -> None:
+    # Slurm's MIG gres: SLURM_STEP_GPUS=3 is a MIG index; the MIG UUID decides
+    smi.layout({"gpus": [gpu(0, mig=MIG)]})
+    d = discover(smi.runner, slurm(SLURM_STEP_GPUS="3", CUDA_VISIBLE_DEVICES=MIG[0]))
+    assert d.uuids == [MIG[0]] and "MIG" in d.selected_by
+
+
+def test_cuda_index_outside_the_job_is_dropped(smi: Any) -> None:
+    smi.layout(FOUR)                      # no device constraint: the step sees all four
+    d = discover(smi.runner, slurm(SLURM_STEP_GPUS="1,2", CUDA_VISIBLE_DEVICES="2,3"))
+    assert d.uuids == [UUIDS[2]]          # CUDA index 3 is not one of the job's
+    assert any("'3'" in n for n in d.notes)
+
+
 def test_legacy_mig_form_uses_the_mig_minors(smi: Any) -> None:
     smi.layout({"gpus": [gpu(0)]})
     token = f"MIG-{UUIDS[0]}/1/0"
@@ -458,6 +472,19 @@ def test_device_plugin_image_missing_from_the_cache_is_98(tmp_path: Path) -> Non
         assert node.DEVICE_PLUGIN_IMAGE in exc.value.cause
         assert "ksi images save" in exc.value.fix
     assert runner.calls == []                          # nothing touched
+
+
+def test_preflight_and_the_step_from_settings(cache: Path, tmp_path: Path) -> None:
+    settings = type("S", (), {"image_archive_dir": str(cache), "gpus": "auto"})()
+    step = node.gpu_step(job_of(1), settings)
+    assert step.active and step.archive_dir == str(cache)
+    assert step.rootless == (os.geteuid() != 0)
+    step.preflight()                                      # the archive is there
+    settings.image_archive_dir = str(tmp_path / "empty")  # type: ignore[attr-defined]
+    with pytest.raises(GpuSetupFailed):
+        node.gpu_step(job_of(1), settings).preflight()
+    settings.gpus = "none"                                # type: ignore[attr-defined]
+    node.gpu_step(job_of(1), settings).preflight()        # off: nothing to check
 
 
 def test_node_that_sees_another_jobs_gpu_fails_the_setup(cache: Path) -> None:

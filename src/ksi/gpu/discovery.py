@@ -251,7 +251,12 @@ def select(seen: Sequence[Gpu], req: GpuRequest, caps: Mapping[str, int] | None 
     ids = req.slurm_ids
     if not physical:
         raise GpuUnavailable("Slurm gave this step GPUs but nvidia-smi sees none", DRIVER_FIX)
-    if ids:
+    tokens = parse_ids(req.cuda_visible) if req.cuda_visible is not None else None
+    if ids and any(t.startswith("MIG-") for t in tokens or ()):
+        # Slurm's ids of MIG gres are MIG indices (File=/dev/nvidia-caps/...), not minor
+        # numbers: the MIG UUIDs Slurm put into CUDA_VISIBLE_DEVICES decide
+        how = f"{req.slurm_source}={','.join(ids)} (MIG: by the UUIDs)"
+    elif ids:
         matched = [g for g in physical if g.minor is not None and str(g.minor) in ids]
         if len(matched) == len(ids):
             pool, by_minor = matched, True
@@ -268,14 +273,16 @@ def select(seen: Sequence[Gpu], req: GpuRequest, caps: Mapping[str, int] | None 
                 f"nvidia-smi sees {len(physical)} GPU(s) with minor numbers {minors or '-'}",
                 "ask the site admin to list the GPUs in gres.conf as File=/dev/nvidia<N> "
                 "(AutoDetect=nvml) and to set ConstrainDevices=yes, or run with --gpus none")
-    tokens = parse_ids(req.cuda_visible) if req.cuda_visible is not None else None
     if tokens is None:
         return pool, how, notes
     if not tokens:
         return [], "CUDA_VISIBLE_DEVICES gives no device", notes
     mig_pool = [g for g in seen if g.is_mig and g.parent in {p.uuid for p in pool}]
-    positional = by_minor and set(tokens) == set(ids)  # no renumbering: node-global ids
-    ordered = sorted(pool, key=lambda g: int(g.index) if g.index.isdigit() else 0)
+    # Slurm put its own node-global ids there (no renumbering): match them by minor number.
+    # Otherwise a number is a CUDA index: among the GPUs the step sees (renumbered from 0
+    # under ConstrainDevices), and it must still be one of the job's.
+    positional = by_minor and set(tokens) == set(ids)
+    ordered = sorted(physical, key=lambda g: int(g.index) if g.index.isdigit() else 0)
     picked: list[Gpu] = []
     for t in tokens:
         if t.startswith("MIG-GPU-"):
@@ -288,6 +295,7 @@ def select(seen: Sequence[Gpu], req: GpuRequest, caps: Mapping[str, int] | None 
             gpu = next((g for g in pool if str(g.minor) == t), None)
         elif t.isdigit():
             gpu = ordered[int(t)] if int(t) < len(ordered) else None
+            gpu = gpu if gpu in pool else None
         else:
             gpu = None
         if gpu is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -203,6 +204,11 @@ class GpuSetup:
     def active(self) -> bool:
         return self.mode != "none" and bool(self.discovery.job)
 
+    def preflight(self) -> None:
+        """Before create (so that nothing is created): the device plugin's archive exists."""
+        if self.active:
+            self.archive()
+
     def archive(self) -> Path:
         """The device plugin's archive in the cache; GpuSetupFailed naming it when absent."""
         from ksi.images import find_archive
@@ -282,6 +288,14 @@ class GpuSetup:
     def undo(self) -> None:
         """Nothing: the objects live in the cluster, which teardown deletes."""
         self.done.clear()
+
+
+def gpu_step(d: Discovery, settings: Any) -> GpuSetup:
+    """The GPU step as the run builds it from its settings (image_archive_dir, gpus)."""
+    from ksi.gpu import mode_of
+
+    return GpuSetup(d, archive_dir=str(getattr(settings, "image_archive_dir", "") or ""),
+                    mode=mode_of(settings), rootless=os.geteuid() != 0)
 
 
 def _fix(what: str) -> str:
