@@ -24,8 +24,9 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ksi.errors import Exit, GpuSetupFailed
 from ksi.gpu.discovery import Discovery
@@ -175,6 +176,7 @@ def manifests_json(image: str = DEVICE_PLUGIN_IMAGE) -> str:
 
 
 # ------------------------------------------------------------------ the step
+@dataclass
 class GpuSetup:
     """The run's GPU step (after `ready`): node commands, images, RuntimeClass, device
     plugin, and the wait until the node advertises the job's GPUs.
@@ -184,21 +186,16 @@ class GpuSetup:
     `kubectl.run(...)`); nothing to undo (everything lives in the cluster, deleted by
     teardown). A failure raises GpuSetupFailed (98): never a silent CPU-only cluster."""
 
-    name = "gpus"
-
-    def __init__(self, discovery: Discovery, *, archive_dir: str = "", mode: str = "auto",
-                 rootless: bool = False, image: str = DEVICE_PLUGIN_IMAGE,
-                 timeout: float = 180.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.discovery = discovery
-        self.archive_dir = archive_dir
-        self.mode = mode
-        self.rootless = rootless
-        self.image = image
-        self.timeout = timeout
-        self.clock = clock
-        self.sleep = sleep
-        self.done: list[str] = []
+    discovery: Discovery
+    archive_dir: str = ""
+    mode: str = "auto"
+    rootless: bool = False
+    image: str = DEVICE_PLUGIN_IMAGE
+    timeout: float = 180.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    done: list[str] = field(default_factory=list)
+    name: ClassVar[str] = "gpus"
 
     @property
     def active(self) -> bool:
