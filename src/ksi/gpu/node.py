@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,19 +34,12 @@ from ksi.images import NVIDIA_DEVICE_PLUGIN
 if TYPE_CHECKING:
     from ksi.runner import Runner
 
-log = logging.getLogger("ksi.gpu")
-
 DEVICE_PLUGIN_IMAGE = NVIDIA_DEVICE_PLUGIN       # the one list of images: ksi.images
 CUDA_SAMPLE_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0"  # e2e test only
 VOLUME_MOUNT_ROOT = "/var/run/nvidia-container-devices"
 RESOURCE = "nvidia.com/gpu"
 PLUGIN_NAME = "nvidia-device-plugin-daemonset"
 TOOLKIT_BINARIES = ("nvidia-ctk", "nvidia-container-runtime")
-HOST_SETUP = (  # what the site runs once per GPU node (docs/runtime.md, nvkind's README)
-    "nvidia-ctk runtime configure --runtime=<docker|containerd> --set-as-default",
-    "nvidia-ctk config --set accept-nvidia-visible-devices-as-volume-mounts=true --in-place",
-    "rootless: nvidia-ctk config --set nvidia-container-cli.no-cgroups=true --in-place",
-)
 SAVE_FIX = "ksi images save --gpu"
 
 
