@@ -46,6 +46,8 @@ class Exit(enum.IntEnum):
     RUNTIME_MODE_REFUSED = 94
     TEARDOWN_INCOMPLETE = 95
     DOCTOR_WARNINGS = 96
+    GPU_UNAVAILABLE = 97
+    GPU_SETUP_FAILED = 98
     INTERNAL = 113
 
 
@@ -74,6 +76,19 @@ class ToolMissing(KsiError):
     """An external program is not on PATH."""
 
     code = Exit.TOOL_MISSING
+
+
+class GpuUnavailable(KsiError):
+    """GPUs were expected (Slurm gave some, or gpus = required) but none can be used:
+    nvidia-smi missing or failing (the NVIDIA driver), or the job has no GPUs."""
+
+    code = Exit.GPU_UNAVAILABLE
+
+
+class GpuSetupFailed(KsiError):
+    """Putting the job's GPUs into the cluster failed (toolkit, images, device plugin)."""
+
+    code = Exit.GPU_SETUP_FAILED
 
 
 class CommandFailed(KsiError):

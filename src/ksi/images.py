@@ -5,8 +5,9 @@
 - Workload images: `--preload ARCHIVE` -> `kind load image-archive` right after create.
 - Liqo's images (one list, here) preloaded into each cluster before `liqoctl install` when
   the archive directory has them.
-- `ksi images save IMAGE... [--liqo VERSION] [--dir D]` fills the cache (`<runtime> save -o`),
-  `ksi images ls` lists it.
+- The NVIDIA device plugin's image (`gpu_images`), loaded into a cluster with GPUs.
+- `ksi images save IMAGE... [--liqo VERSION] [--gpu] [--dir D]` fills the cache
+  (`<runtime> save -o`), `ksi images ls` lists it.
 
 Archives are named after the image (`archive_name`), so a lookup needs no index; the image
 names inside an archive are read from the archive itself (docker-archive manifest.json or
@@ -39,6 +40,9 @@ LIQO_METRICS = ("metric-agent", "cert-creator")   # cert-creator: the agent's in
 LIQO_COMPONENTS = (*LIQO_CORE, *LIQO_NETWORKING, *LIQO_METRICS, "proxy", "telemetry",
                    "uninstaller")
 DEFAULT_LIQO_VERSION = "v1.0.1"
+# GPUs (ksi.gpu): the NVIDIA device plugin's image (k8s-device-plugin's
+# deployments/static/nvidia-device-plugin.yml of that tag), loaded into GPU clusters.
+NVIDIA_DEVICE_PLUGIN = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"
 SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci.tar")
 
 
@@ -63,6 +67,11 @@ def liqo_running(networking: bool = True, values: Sequence[str] = ()) -> tuple[s
     if "proxy.enabled=false" not in off:
         out.append("proxy")
     return tuple(out)
+
+
+def gpu_images() -> list[str]:
+    """The images a cluster with GPUs needs (`ksi images save --gpu`)."""
+    return [NVIDIA_DEVICE_PLUGIN]
 
 
 def normalize(image: str) -> str:

@@ -109,7 +109,8 @@ OPTIONS: tuple[Option, ...] = (
            "its cluster for 'ksi ls --all-nodes' (empty: off)"),
     Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
     Option("gpus", "auto", str, "GPUs for the node containers: auto (the job's GPUs, when "
-           "there are any) or none", ("auto", "none")),
+           "there are any), none, or required (fail without GPUs)",
+           ("auto", "none", "required")),
     Option("image_pull_timeout", 300.0, float, "seconds a manifest run's image pull may keep "
            "failing (ErrImagePull, ImagePullBackOff) before the run fails"),
     Option("logs", "follow", str, "manifest runs: the pods' logs live, at the end, or not",

@@ -49,6 +49,9 @@ def all_checks(ctx: Context) -> list[Check]:
         except Exception as exc:  # a check must never crash the doctor
             out.append(Check(fn.__name__.removeprefix("check_"), WARN,
                              f"check crashed: {exc!r}"))
+    from ksi.gpu.checks import gpu_checks  # GPUs: only where the node or the job has them
+
+    out += gpu_checks(ctx)
     return out
 
 

@@ -29,17 +29,20 @@ def command() -> None:
               "image_archive_dir).")
 @click.option("--liqo", "liqo_version", default=None, metavar="VERSION",
               help="Also save Liqo's images of VERSION (e.g. the liqo_version setting's).")
+@click.option("--gpu", is_flag=True, help="Also save the GPU images (the NVIDIA device "
+              "plugin).")
 @click.option("--provider", default=None, help="Runtime to save from (default: setting).")
 def images_save(image: tuple[str, ...], directory: Optional[str], liqo_version: Optional[str],
-                provider: Optional[str]) -> None:
-    """Save IMAGE... (and Liqo's images) as archives into the cache directory."""
+                gpu: bool, provider: Optional[str]) -> None:
+    """Save IMAGE... (and Liqo's, the GPU images) as archives into the cache directory."""
     from ksi.errors import KsiError
-    from ksi.images import liqo_images, save
+    from ksi.images import gpu_images, liqo_images, save
     from ksi.provision import providers
 
-    images = list(image) + (liqo_images(liqo_version) if liqo_version else [])
+    images = list(image) + (liqo_images(liqo_version) if liqo_version else []) \
+        + (gpu_images() if gpu else [])
     if not images:
-        raise click.UsageError("name at least one IMAGE or --liqo VERSION")
+        raise click.UsageError("name at least one IMAGE, --liqo VERSION or --gpu")
     try:
         cfg = load_settings({"provider": provider})
         prov = providers.get(cfg.provider, runner())

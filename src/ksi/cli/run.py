@@ -33,6 +33,9 @@ PROVIDERS = ("nerdctl", "podman", "docker", "auto")   # ksi.provision.providers.
 @click.option("--state-dir", default=None, help="Private node-local state directory.")
 @click.option("--logs", default=None, type=click.Choice(["follow", "end", "none"]),
               help="Manifest runs: the pods' logs live (default), at the end, or not.")
+@click.option("--gpus", type=click.Choice(("auto", "none", "required")), default=None,
+              help="The job's GPUs in the cluster: auto (when Slurm gave the job GPUs), none "
+              "(never), required (fail, exit 97, without GPUs).")
 @click.option("--runtime-mode", type=click.Choice(("user", "job")), default=None,
               help="job: a private rootless runtime inside the job's cgroup, stopped with the "
               "job (needs the site's cgroup delegation; docs/runtime.md).")
@@ -48,7 +51,8 @@ def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[
             federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
             log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str],
             runtime_mode: Optional[str], image_archive: Optional[str], preload: tuple[str, ...],
-            bypass4netns: Optional[str], logs: Optional[str]) -> None:
+            bypass4netns: Optional[str], logs: Optional[str],
+            gpus: Optional[str]) -> None:
     """Create a cluster, run WORKLOAD (a bash script, or manifests *.yaml) in it, delete it.
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
@@ -63,7 +67,8 @@ def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[
              "report": report, "log_dir": log_dir, "kind_config": kind_config,
              "state_dir": state_dir, "federate": federate, "runtime_mode": runtime_mode,
              "image_archive": image_archive, "preload": ",".join(preload) or None,
-             "bypass4netns": bypass4netns, "logs": logs}
+             "bypass4netns": bypass4netns, "logs": logs,
+             "gpus": gpus}
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)
     sys.exit(do_run(opts, console(verbose), runner()))
