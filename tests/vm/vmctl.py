@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -100,7 +101,7 @@ class VM:
 
     def __init__(self, cache: Optional[Path] = None, workdir: Optional[Path] = None, *,
                  checkout: Path = ROOT, memory_mib: int = 8192, smp: int = 2,
-                 writable: bool = False, boot_timeout: float = 900.0,
+                 writable: bool = False, boot_timeout: float = 1500.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if memory_mib > MAX_MEMORY_MIB:
@@ -139,10 +140,14 @@ class VM:
         return int(st["port"])
 
     def console_tail(self, n: int = 30) -> str:
+        """The console's last `n` lines, without colours and systemd's progress spinner."""
         try:
-            lines = self.console.read_text(errors="replace").splitlines()
+            text = self.console.read_text(errors="replace")
         except OSError:
             return "(no console log)"
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", text)
+        lines = [ln for ln in text.splitlines()
+                 if ln.strip() and not re.search(r"\] (A start|A stop)? ?[Jj]ob .* running \(", ln)]
         return "\n".join(lines[-n:])
 
     # ------------------------------------------------------------------- boot
@@ -192,7 +197,11 @@ class VM:
                                                "disk": str(disk)}))
         self._proc = proc
         t0 = self.clock()
-        self.wait_ready(t0)
+        try:
+            self.wait_ready(t0)
+        except BaseException:
+            self.kill()
+            raise
         return self.clock() - t0
 
     def _fail(self, what: str) -> VMError:
@@ -266,10 +275,18 @@ class VM:
             while self.alive() and self.clock() - t0 < timeout:
                 self._reap()
                 self.sleep(1)
-            if self.alive():
-                os.kill(st["pid"], signal.SIGKILL)
-                self.sleep(1)
-            self._reap()
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL QEMU if it still runs; remove the overlay and the state."""
+        st = self.state()
+        if st and self.alive():
+            os.kill(st["pid"], signal.SIGKILL)
+            t0 = self.clock()
+            while self.alive() and self.clock() - t0 < 10:
+                self._reap()
+                self.sleep(0.2)
+        self._reap()
         if st and not self.writable:
             Path(st["disk"]).unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
@@ -297,12 +314,16 @@ nerdctl images; podman images
 def prime(vm: VM) -> None:
     """The build's last boot, on the raw disk: set up rootless containerd the way
     containerd-rootless-setuptool.sh does, and load the image archives, for each user."""
+    from concurrent.futures import ThreadPoolExecutor
+
     vm.writable = True
     vm.up()
     try:
+        with ThreadPoolExecutor(len(USERS)) as pool:   # the users in parallel: 2 vCPUs
+            for out in pool.map(lambda u: vm.must(PRIME, user=u, timeout=3600), USERS):
+                print(out, flush=True)
         for user in USERS:
-            print(vm.must(PRIME, user=user, timeout=3600), flush=True)
-        vm.must("systemctl --user is-active containerd bypass4netnsd", user=USERS[0])
+            vm.must("systemctl --user is-active containerd bypass4netnsd", user=user)
     finally:
         vm.down()
 
