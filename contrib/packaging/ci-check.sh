@@ -144,7 +144,7 @@ fail() { echo "packaging: Lmod: $*" >&2; exit 1; }
 export MODULEPATH=$PKG/lmod
 KSI_INSTALL_PREFIX=$W/venv module load ksi && [[ $(command -v ksi) == "$W/venv/bin/ksi" ]] \
   || fail "module load ksi (KSI_INSTALL_PREFIX=venv) did not put $W/venv/bin/ksi first"
-ksi --version | grep -q "$VERSION" || fail "ksi --version after module load"
+grep -q "$VERSION" <<<"$(ksi --version)" || fail "ksi --version after module load"
 module unload ksi
 # 2. the prefix from the modulefile's place: PREFIX/modulefiles/ksi/VERSION.lua
 export MODULEPATH=$W/venv/modulefiles
@@ -152,7 +152,7 @@ module load ksi && [[ $(command -v ksi) == "$W/venv/bin/ksi" ]] || fail "relativ
 module unload ksi
 # 3. the zipapp as PREFIX/bin/ksi, run by python3 on PATH
 export MODULEPATH=$PKG/lmod
-KSI_INSTALL_PREFIX=$W/pyz-prefix module load ksi && ksi --version | grep -q "$VERSION" \
+KSI_INSTALL_PREFIX=$W/pyz-prefix module load ksi && grep -q "$VERSION" <<<"$(ksi --version)" \
   || fail "zipapp prefix"
 module unload ksi
 # 4. python3 on PATH too old: load fails and says so
