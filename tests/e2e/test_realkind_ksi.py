@@ -188,3 +188,67 @@ def test_scancelled_job_deletes_its_real_cluster(slurm_testbed) -> None:
     assert "phase teardown: ok" in out, out
     cluster = (work / "name").read_text().strip().removeprefix("kind-")
     assert podman_leftovers(cluster) == {"containers": [], "volumes": []}
+
+
+FLAKY_JOB = """apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 3
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - name: work
+        image: localhost/ksi-busybox:e2e
+        imagePullPolicy: Never
+        command: ["/bin/busybox", "sh", "-c", "if [ -e /app/tried ]; then echo second-try-ok; \\
+          else touch /app/tried; echo first-try-fails; exit 3; fi"]
+        volumeMounts: [{name: app, mountPath: /app}]
+      volumes:
+      - name: app
+        hostPath: {path: /app, type: Directory}
+"""
+
+FAILING_JOB = """apiVersion: batch/v1
+kind: Job
+metadata: {name: doomed}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: localhost/ksi-busybox:e2e
+        imagePullPolicy: Never
+        command: ["/bin/busybox", "sh", "-c", "echo giving-up; exit 5"]
+"""
+
+
+def test_real_kind_manifest_run_retries_as_kubernetes_does(tmp_path: Path) -> None:
+    """`ksi run job.yaml` on real kind: a crash that Kubernetes retries (OnFailure) is not
+    fatal, both attempts' output streams live with the container's prefix; a Job past its
+    backoffLimit exits 92 naming the Job, pod, container and exit code."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "flaky.yaml").write_text(FLAKY_JOB)
+    res = subprocess.run([sys.executable, "-m", "ksi", "run", "flaky.yaml"], cwd=work,
+                         env=real_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    first = [i for i, ln in enumerate(lines) if ln.endswith("first-try-fails")]
+    second = [i for i, ln in enumerate(lines) if ln.endswith("second-try-ok")]
+    assert len(first) == 1 and len(second) == 1 and first[0] < second[0], res.stdout
+    assert lines[second[0]].startswith("[default/flaky-"), res.stdout
+    assert "/work] " in lines[second[0]], res.stdout
+
+    (work / "doomed.yaml").write_text(FAILING_JOB)
+    res = subprocess.run([sys.executable, "-m", "ksi", "run", "doomed.yaml"], cwd=work,
+                         env=real_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 92, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("ksi: error: job default/doomed failed"), last
+    assert "container work" in last and "exit 5" in last, last
+    assert "giving-up" in res.stdout
+    assert list((tmp_path / "state").iterdir()) == []
