@@ -92,6 +92,17 @@ class Fed:
 NOTHING = {"containers": [], "clusters": [], "state": [], "rendezvous": []}
 
 
+def nothing_left(fed: Fed, timeout: float = 15.0) -> dict:
+    """The leftovers once nothing is left, or what is still there after timeout seconds
+    (srun returns when the tasks exit; a killed task's stragglers may still be finishing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = fed.leftovers()
+        if left == NOTHING or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def task_lines(out: str, task: int) -> list[str]:
     return [ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith(f"{task}: ")]
 
@@ -116,7 +127,7 @@ def test_one_cluster_across_three_nodes(slurm_testbed):
         assert any(f"at {ip} " in ln for ln in task_lines(out, task)), out
     pods = re.findall(r"pods (\S+),", out)
     assert len(set(pods)) == 3, out
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 def test_late_virtual_nodes_and_a_lagging_offloading_status(slurm_testbed):
@@ -132,7 +143,7 @@ def test_late_virtual_nodes_and_a_lagging_offloading_status(slurm_testbed):
     assert time.monotonic() - start < 60
     virtual = [ln for ln in task_lines(out, 0) if " Ready " in f" {ln} " and "agent" in ln]
     assert len(virtual) == 2, out
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 
@@ -149,7 +160,7 @@ def test_virtual_nodes_that_never_get_ready_fail_the_job(slurm_testbed):
     for t in (1, 2):
         assert "node1" in last_error(out, t), out
     assert " nodes=" not in out
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 def test_without_liqo_networking(slurm_testbed):
     """liqo_networking = false (a kernel without WireGuard/Geneve, like this one): install
@@ -163,7 +174,7 @@ def test_without_liqo_networking(slurm_testbed):
     peers = [c["argv"] for c in calls if c["tool"] == "liqoctl" and c["argv"][0] == "peer"]
     assert len(peers) == 2 and all("--networking-disabled" in a and "--gw-client-port" not in a
                                    for a in peers)
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 def _assert_failed_everywhere(res, failed_node: str, tasks=(0, 1, 2)) -> None:
@@ -183,14 +194,14 @@ def test_member_create_failure_stops_every_node(slurm_testbed):
     out = res.stdout + res.stderr
     assert " nodes=" not in out
     assert "kind could not create" in last_error(out, 1)
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 def test_head_failure_stops_every_node(slurm_testbed):
     fed = Fed(slurm_testbed, "fed-head")
     res = fed.run(FAIL_ON="node1", FAIL_WHAT="liqoctl:install")
     _assert_failed_everywhere(res, "node1")
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 def test_killed_member_is_detected_and_cleaned_up(slurm_testbed):
@@ -218,7 +229,7 @@ def test_killed_member_is_detected_and_cleaned_up(slurm_testbed):
     res = subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
     _assert_failed_everywhere(res, "node2", tasks=(0, 2))
     assert "no heartbeat" in last_error(out, 0)
-    assert fed.leftovers() == NOTHING, out
+    assert nothing_left(fed) == NOTHING, out
 
 
 def test_shared_dir_that_is_not_shared_is_reported(slurm_testbed):
@@ -232,7 +243,7 @@ def test_shared_dir_that_is_not_shared_is_reported(slurm_testbed):
     for t in (1, 2):
         assert "SHARED_DIR is not shared between nodes" in last_error(out, t), out
     assert "phase provision" not in out  # found out before any cluster was made
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
     for h in ("node1", "node2", "node3"):
         assert not list((fed.base / "shared" / h).glob(".ksi/*")), h
 
@@ -247,7 +258,7 @@ def test_each_runs_the_workload_on_every_node(slurm_testbed):
     ran = sorted(ln.split(" nodes=")[0] for ln in out.splitlines() if " nodes=" in ln)
     assert ran == ["0: workload on node1", "1: workload on node2", "2: workload on node3"], out
     assert "phase peer" not in out
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING
 
 
 def test_offload_example_runs(slurm_testbed):
@@ -256,4 +267,4 @@ def test_offload_example_runs(slurm_testbed):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert 'Offloading of namespace "ksi-offload-demo" correctly enabled' in out
-    assert fed.leftovers() == NOTHING
+    assert nothing_left(fed) == NOTHING

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -141,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             rc, out, err = run(cases.expand(case.argv, tmp), env, case.stdin, case.timeout)
             if case.name == "kind-create-ok":
                 created = rc == 0
+                if created:  # the token cases need kube-system/default, which the service
+                    # account controller makes a moment after create: wait (bounded) for it
+                    for _ in range(60):
+                        if run(["kubectl", "--kubeconfig", cases.expand([cases.KUBECONFIG],
+                                                                         tmp)[0],
+                                "-n", "kube-system", "get", "serviceaccount", "default"],
+                               env, None, 20)[0] == 0:
+                            break
+                        time.sleep(1)
             if case.name == "kind-delete" and rc == 0:
                 created = False
             rec = {"name": case.name, "argv": case.argv, "stdin": case.stdin, "exit": rc,

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ksi.manifests")
 
 
+NO_FAILED_CONTAINER = "no failed container seen"
+
+
 class Clock:
     """Monotonic time and sleep; tests pass one whose sleep only advances its time."""
 
@@ -98,7 +101,15 @@ class Watch:
         if t.kind == "Job":
             outcome, why = ps.job_outcome(obj)
             if outcome is False:
-                return self.fail(t, f"{why}: {self._job_detail(t)}")
+                detail = self._job_detail(t)
+                if detail == NO_FAILED_CONTAINER:  # the pods' status was read a moment
+                    # before the Job's: look once more at the pods that are still there
+                    for p in self._pods_of(t, obj, [i for i in self._get()
+                                                    if i.get("kind", "Pod") == "Pod"]):
+                        self.seen[ps.pod_ref(p)] = p
+                        self.owner[ps.pod_ref(p)] = t
+                    detail = self._job_detail(t)
+                return self.fail(t, f"{why}: {detail}")
             if outcome:
                 t.done = True
                 log.info("%s complete", t.ref)
@@ -131,7 +142,7 @@ class Watch:
                         for ref, p in self.seen.items() if self.owner.get(ref) is t),
                        key=lambda x: x[0])
         found = [line for _, line in lines if line]
-        return found[-1] if found else "no failed container seen"
+        return found[-1] if found else NO_FAILED_CONTAINER
 
     def fail(self, t: Target, detail: str) -> KsiError:
         return KsiError(f"{t.ref} failed: {detail}",

@@ -1503,8 +1503,8 @@ def cmd_create(g: Dict[str, Any], pos: List[str], mode: str = "create") -> None:
             dur = 3600.0
         if dur < 600:
             # kube-apiserver pkg/apis/authentication/validation: TokenRequest
-            # expirationSeconds >= 600, validated before the service account is looked up and
-            # on the unnamed TokenRequest (recorded: kubectl-create-token-short)
+            # expirationSeconds >= 600, reported on the unnamed TokenRequest (recorded:
+            # kubectl-create-token-short, made once the service account exists)
             raise KErr(
                 'error: failed to create token: TokenRequest.authentication.k8s.io "" is '
                 "invalid: "
