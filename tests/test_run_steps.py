@@ -215,7 +215,7 @@ def test_a_failure_before_the_guard_has_no_teardown(ctx: RunContext) -> None:
     assert log == ["run plan"] and "phase teardown" not in output(ctx)
 
 
-@pytest.mark.parametrize("at", range(8))
+@pytest.mark.parametrize("at", range(10))
 def test_the_node_steps_undo_in_reverse_after_a_failure_in_each(ctx: RunContext,
                                                                  at: int) -> None:
     """The real list of a node's run, its steps' run and undo replaced by recorders."""
@@ -223,8 +223,8 @@ def test_the_node_steps_undo_in_reverse_after_a_failure_in_each(ctx: RunContext,
 
     steps = node_steps()
     names = [s.name for s in steps]
-    assert names == ["job", "plan", "preflight", "reserve", "provision", "ready", "access",
-                     "workload"]
+    assert names == ["job", "plan", "preflight", "gpus", "reserve", "provision", "ready",
+                     "gpu-setup", "access", "workload"]
     log: list[str] = []
     for i, s in enumerate(steps):
         def run(c: RunContext, s: Step = s, i: int = i) -> None:
@@ -237,8 +237,10 @@ def test_the_node_steps_undo_in_reverse_after_a_failure_in_each(ctx: RunContext,
             return []
 
         s.run, s.undo = run, undo  # type: ignore[method-assign]
+        s.applies = lambda c: True  # type: ignore[method-assign]  # gpu-setup: as with GPUs
     assert execute(ctx, steps) == Exit.INTERNAL
     ran = names[:at + 1]
-    undone = [n for n in reversed(ran) if n in ("preflight", "reserve", "provision")]
+    undone = [n for n in reversed(ran) if n in ("preflight", "reserve", "provision",
+                                                 "gpu-setup")]
     assert log == [f"run {n}" for n in ran] + [f"undo {n}" for n in undone]
     assert ("phase teardown" in output(ctx)) == bool(undone)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional
 from ksi.errors import KsiError
 from ksi.run.step import EndRun, Step
 from ksi.run.steps import Access, Job, Plan, Preflight, Provision, Ready, Reserve, Workload
+from ksi.run.steps.gpus import Gpus, GpuSetup
 
 if TYPE_CHECKING:
     from ksi.federate.peering import LiqoInstall
@@ -247,6 +248,6 @@ class FederatedWorkload(Workload):
 def run_steps() -> list[Step]:
     """The one list of steps of `ksi run` (each applies or not by the plan's mode)."""
     link = Link()
-    return [Job(), Plan(), OneTaskPerNode(), Rendezvous(link), Preflight(), Reserve(),
-            Provision(), LiqoStart(link), Ready(), Access(), LiqoJoin(link), Peer(link),
-            Serve(link), FederatedWorkload(link)]
+    return [Job(), Plan(), OneTaskPerNode(), Rendezvous(link), Preflight(), Gpus(), Reserve(),
+            Provision(), LiqoStart(link), Ready(), GpuSetup(), Access(), LiqoJoin(link),
+            Peer(link), Serve(link), FederatedWorkload(link)]

@@ -214,21 +214,26 @@ class GpuSetup:
 
     def describe(self, cluster: str = "<cluster>", binary: str = "<runtime>",
                  node: str = "<node>") -> list[str]:
-        """The commands this step would run, in order (for --dry-run)."""
-        from ksi.images import archive_name
+        """The commands this step would run, in order (for --dry-run), as text."""
         from ksi.runner import quote
+
+        return [quote(argv) for argv in self.argvs(cluster, binary, [node])]
+
+    def argvs(self, cluster: str, binary: str, nodes: list[str]) -> list[list[str]]:
+        """The commands `run` executes for these node containers (kubectl's without its
+        kubeconfig flags: `kubectl apply -f -`, `kubectl get nodes -o json`)."""
+        from ksi.images import archive_name
 
         if not self.active:
             return []
-        lines = [quote(exec_argv(binary, node, argv)) for _w, argv in
-                 node_commands(self.discovery, rootless=self.rootless)]
-        lines.append(quote(["kind", "load", "image-archive",
-                            str(Path(self.archive_dir or "<image_archive_dir>")
-                                / archive_name(self.image)), "--name", cluster]))
-        lines.append("kubectl apply -f - (RuntimeClass nvidia, DaemonSet kube-system/"
-                     f"{PLUGIN_NAME} {self.image})")
-        lines.append(f"wait until the node's allocatable {RESOURCE} = {len(self.discovery.job)}")
-        return lines
+        out = [exec_argv(binary, node, argv) for node in nodes
+               for _w, argv in node_commands(self.discovery, rootless=self.rootless)]
+        out.append(["kind", "load", "image-archive",
+                    str(Path(self.archive_dir or "<image_archive_dir>")
+                        / archive_name(self.image)), "--name", cluster])
+        out.append(["kubectl", "apply", "-f", "-"])
+        out.append(["kubectl", "get", "nodes", "-o", "json"])
+        return out
 
     def run(self, cluster: Any, runner: Runner) -> None:
         if not self.active:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ksi.errors import Exit, KsiError
 from ksi.plan import kindconfig, names
@@ -57,7 +57,9 @@ class Plan:
         return self.state_dir / "kind-config.yaml"
 
     def kind_config(self, k8s_port: Optional[int], api_port: int,
-                    gateway_host_port: Optional[int] = None) -> dict[str, Any]:
+                    gateway_host_port: Optional[int] = None,
+                    node_mounts: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+        """The kind config; node_mounts are added to every node (the job's GPUs)."""
         udp = ()
         if self.gateway_nodeport and gateway_host_port:
             udp = ((self.gateway_nodeport, gateway_host_port),)
@@ -67,6 +69,9 @@ class Plan:
             udp_ports=udp, mirrors=parse_mirrors(self.settings.registry_mirrors))
         if self.settings.kind_config:
             config = kindconfig.merge(config, kindconfig.load_fragment(self.settings.kind_config))
+        if node_mounts:
+            for node in config.get("nodes") or []:
+                node.setdefault("extraMounts", []).extend(dict(m) for m in node_mounts)
         return config
 
 

@@ -82,6 +82,11 @@ def _header(ctx: RunContext, cmds: list[tuple[list[str], bool]]) -> str:
         f"report:       {plan.report_path}",
         f"logs on fail: {plan.log_dir}",
     ]
+    if st.gpus is not None:  # step gpus: the GPUs passed by UUID and those that are not
+        from ksi.gpu import mode_of
+        from ksi.gpu.describe import dry_run_lines
+
+        lines += dry_run_lines(st.gpus, mode_of(plan.settings))
     missing = [b for b in (provider.binary, "kind", "kubectl") if not ctx.runner.which(b)]
     if missing:
         lines.append(f"missing:      {', '.join(missing)} not on PATH -- run 'ksi doctor'")
@@ -95,7 +100,7 @@ def _header(ctx: RunContext, cmds: list[tuple[list[str], bool]]) -> str:
                      f"{plan.gateway_nodeport}/udp")
     lines.append("kind config:")
     cfg = kindconfig.dump(plan.kind_config(st.k8s_port, st.api_port or 0,
-                                           st.gateway_host_port))
+                                           st.gateway_host_port, st.node_mounts))
     lines += [f"  {line}" for line in cfg.splitlines()]
     lines.append("commands:")
     lines += [f"  {i}. {quote(argv)}" + ("  &" if bg else "")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
+    from ksi.gpu.discovery import Discovery
     from ksi.plan.ports import Reservation
 
 
@@ -28,3 +29,6 @@ class RunState:
     token: str = ""
     variables: dict[str, str] = field(default_factory=dict)  # extra ones (multi-node)
     problems: list[str] = field(default_factory=list)        # what teardown could not fix
+    gpus: Optional[Discovery] = None           # the job's GPUs (step gpus), passed by UUID
+    node_mounts: list[dict[str, str]] = field(default_factory=list)  # kind extraMounts (GPUs)
+    gpus_lost: list[str] = field(default_factory=list)       # gone during the run (Xid)

@@ -6,6 +6,7 @@ from typing import Optional
 
 from ksi.run.step import Step
 from ksi.run.steps.access import Access
+from ksi.run.steps.gpus import Gpus, GpuSetup
 from ksi.run.steps.job import Job
 from ksi.run.steps.plan import Plan
 from ksi.run.steps.preflight import Preflight
@@ -14,12 +15,12 @@ from ksi.run.steps.ready import Ready
 from ksi.run.steps.reserve import Reserve
 from ksi.run.steps.workload import Workload
 
-__all__ = ["Access", "Job", "Plan", "Preflight", "Provision", "Ready", "Reserve", "Workload",
-           "node_steps"]
+__all__ = ["Access", "GpuSetup", "Gpus", "Job", "Plan", "Preflight", "Provision", "Ready",
+           "Reserve", "Workload", "node_steps"]
 
 
 def node_steps(workload: Optional[Step] = None) -> list[Step]:
-    """One node's run: job -> plan -> preflight -> reserve -> provision -> ready -> access ->
-    workload (teardown: the undo of those that ran)."""
-    return [Job(), Plan(), Preflight(), Reserve(), Provision(), Ready(), Access(),
-            workload or Workload()]
+    """One node's run: job -> plan -> preflight -> gpus -> reserve -> provision -> ready ->
+    gpu-setup -> access -> workload (teardown: the undo of those that ran)."""
+    return [Job(), Plan(), Preflight(), Gpus(), Reserve(), Provision(), Ready(), GpuSetup(),
+            Access(), workload or Workload()]

@@ -49,7 +49,8 @@ class Reserve(Step):
         record.write(p.state_dir, record.build(p, k8s_port=st.k8s_port, api_port=st.api_port,
                                                gateway_host_port=st.gateway_host_port),
                      s.registry_dir)
-        config = p.kind_config(st.k8s_port, st.api_port, st.gateway_host_port)
+        config = p.kind_config(st.k8s_port, st.api_port, st.gateway_host_port,
+                               st.node_mounts)
         write_private(p.kind_config_path, kindconfig.dump(config))
         return f"K8S_PORT={st.k8s_port} api={p.api_address}:{st.api_port} state={p.state_dir}"
 
