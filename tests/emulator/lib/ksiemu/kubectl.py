@@ -23,7 +23,7 @@ import string
 import sys
 import time
 
-from . import cli, clusters, faults, jsonpath, kubeconfig, state, workloads
+from . import cli, clusters, faults, gpus, jsonpath, kubeconfig, state, workloads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ RESOURCES: List[Tuple[Tuple[str, ...], str, str, str, bool]] = [
         False,
     ),
     (("daemonsets", "daemonset", "ds"), "DaemonSet", "daemonsets", "apps", True),
+    (("runtimeclasses", "runtimeclass"), "RuntimeClass", "runtimeclasses", "node.k8s.io", False),
     (("statefulsets", "statefulset", "sts"), "StatefulSet", "statefulsets", "apps", True),
     (
         ("customresourcedefinitions", "customresourcedefinition", "crd", "crds"),
@@ -430,6 +431,7 @@ def liqo_state(rec: Dict[str, Any]) -> Dict[str, Any]:
 def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
     now = time.time()
     res = []
+    gpu_res = None
     for n in rec["nodes"]:
         labels = {
             "kubernetes.io/hostname": n["name"],
@@ -451,6 +453,11 @@ def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
         if n["role"] == "control-plane" and not ready:
             o["spec"]["taints"] = [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
         o["status"] = node_status(ready, rec["ready_at"], rec.get("node_ip", ""))
+        if gpu_res is None:
+            gpu_res = gpus.node_resources(rec, read_objects(rec))
+        if gpu_res[0]:  # the NVIDIA device plugin registered the node's GPUs
+            o["status"]["capacity"][gpus.RESOURCE] = str(gpu_res[0])
+            o["status"]["allocatable"][gpus.RESOURCE] = str(gpu_res[1])
         res.append(o)
     for peer in liqo_state(rec).get("peers", {}).values():
         if peer.get("role") != "provider" or not peer.get("virtual_node"):
@@ -552,6 +559,8 @@ def outcome(obj: Dict[str, Any]) -> str:
     ann = dict((obj.get("metadata") or {}).get("annotations") or {})
     tmpl = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
     ann.update(tmpl.get("annotations") or {})
+    if not ann.get("ksi-emu/outcome") and gpus.lost() and gpus.requests_gpu(obj):
+        return "fail"  # KSI_EMU_GPU_XID: its GPU had an Xid error, its CUDA calls fail
     return ann.get("ksi-emu/outcome", "")
 
 
@@ -1181,7 +1190,7 @@ def cmd_get(g: Dict[str, Any], pos: List[str]) -> None:
 
 
 VERSIONS = {"": "v1", "apps": "v1", "batch": "v1", "rbac.authorization.k8s.io": "v1",
-            "storage.k8s.io": "v1", "authentication.liqo.io": "v1beta1",
+            "storage.k8s.io": "v1", "node.k8s.io": "v1", "authentication.liqo.io": "v1beta1",
             "core.liqo.io": "v1beta1", "offloading.liqo.io": "v1beta1"}
 
 

@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-from . import cli, faults, state
+from . import cli, faults, gpus, state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -1019,6 +1019,11 @@ class Runtime:
                 )
         elif cmd and cmd[0] == "ctr" and "images" in cmd and ("ls" in cmd or "list" in cmd):
             out_text = "".join(f"{i}\n" for i in c.get("images", []))
+        elif cmd[:2] == ["nvidia-smi", "-L"]:  # the GPUs the host toolkit injected
+            out_text, code = gpus.smi_list(c.get("volumes") or [])
+            if code:
+                sys.stdout.write(out_text)
+                raise state.EmuExit(code)
         elif cmd and cmd[0] == "crictl" and "images" in cmd:
             out_text = "IMAGE TAG IMAGE ID SIZE\n" + "".join(f"{i}\n" for i in c.get("images", []))
         with self.lock():
