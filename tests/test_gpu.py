@@ -553,14 +553,24 @@ def by_name(checks: list[Any]) -> dict[str, Any]:
     return {c.name.removeprefix("gpu: "): c for c in checks}
 
 
+def cache_with_plugin(tmp_path: Path) -> Path:
+    from ksi import images
+
+    d = tmp_path / "plugin-cache"
+    d.mkdir(exist_ok=True)
+    (d / images.archive_name(node.DEVICE_PLUGIN_IMAGE)).write_bytes(b"x")
+    return d
+
+
 def test_doctor_gpu_checks_pass_on_a_good_host(smi: Any, tmp_path: Path) -> None:
     from ksi.gpu.checks import gpu_checks
 
     smi.layout(FOUR)
     ctx = doctor_ctx(smi, fake_host(tmp_path / "r", config=GOOD_CONFIG), mode="job",
                      SLURM_JOB_ID="5", SLURM_STEP_GPUS="0,1")
+    ctx.image_archive_dir = str(cache_with_plugin(tmp_path))
     c = by_name(gpu_checks(ctx))
-    assert [x.status for x in c.values()] == ["pass"] * 5, c
+    assert [x.status for x in c.values()] == ["pass"] * 6, c
     assert "2 job GPU(s)" in c["nvidia-smi"].detail and "driver 550.54.15" in c["nvidia-smi"].detail
 
 
@@ -581,6 +591,9 @@ def test_doctor_names_each_gpu_problem(smi: Any, tmp_path: Path) -> None:
     assert "/dev/nvidia0" not in files.detail             # another job's file: not checked
     warn = c["device constraint"]
     assert warn.status == "warn" and "does not limit" in warn.detail and "3 other" in warn.detail
+    images = c["device plugin images"]
+    assert images.status == "fail" and images.code == 98
+    assert node.DEVICE_PLUGIN_IMAGE in images.detail and "ksi images save --gpu" in images.fix
 
 
 def test_doctor_gpus_in_the_job_but_no_nvidia_smi(smi: Any, tmp_path: Path) -> None:

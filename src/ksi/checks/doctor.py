@@ -38,7 +38,8 @@ def context_from(settings: Settings, runner: Runner, *, root: Optional[str] = No
                    port_range=settings.port_range(), api_port_range=settings.api_port_range(),
                    lock_dir=settings.lock_dir, runtime_mode=settings.runtime_mode,
                    liqo_version=settings.liqo_version, liqo_chart=settings.liqo_chart,
-                   liqo_networking=settings.liqo_networking, environ=environ)
+                   liqo_networking=settings.liqo_networking, environ=environ,
+                   image_archive_dir=settings.image_archive_dir)
 
 
 def all_checks(ctx: Context) -> list[Check]:

@@ -59,6 +59,7 @@ class Context:
     liqo_version: str = ""
     liqo_chart: str = ""
     liqo_networking: bool = True
+    image_archive_dir: str = ""             # the offline image archive cache (GPU images)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     uid: int = field(default_factory=os.getuid)
 

@@ -172,8 +172,26 @@ def check_device_constraint(ctx: Context, d: Optional[Discovery]) -> Check:
                  "(docs/runtime.md)")
 
 
+def check_device_plugin_images(ctx: Context, d: Optional[Discovery]) -> Check:
+    """The GPU images (the NVIDIA device plugin) are in the offline archive cache."""
+    from ksi.images import find_archive, gpu_images
+
+    name = "gpu: device plugin images"
+    if d is None or not d.job:
+        return Check(name, SKIP, "no job GPUs")
+    where = ctx.image_archive_dir
+    missing = [i for i in gpu_images() if not where or find_archive(where, i) is None]
+    if missing:
+        return Check(name, FAIL, f"not in the image archive cache "
+                     f"{where or '(image_archive_dir is not set)'}: {', '.join(missing)}",
+                     "on a machine that can pull: ksi images save --gpu --dir "
+                     f"{where or '<image_archive_dir>'} (and set image_archive_dir)",
+                     int(Exit.GPU_SETUP_FAILED))
+    return Check(name, PASS, f"{', '.join(gpu_images())} in {where}")
+
+
 def gpu_checks(ctx: Context) -> list[Check]:
     """All GPU checks, in order (the doctor appends these)."""
     smi, d = check_nvidia_smi(ctx)
     return [smi, check_toolkit(ctx), check_toolkit_config(ctx), check_device_files(ctx, d),
-            check_device_constraint(ctx, d)]
+            check_device_constraint(ctx, d), check_device_plugin_images(ctx, d)]
