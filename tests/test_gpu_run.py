@@ -166,3 +166,40 @@ def test_a_gpu_lost_during_the_run_fails_the_pod_with_the_reason(gpu_env: dict,
     assert "reports 1 of 2 nvidia.com/gpu allocatable" in err
     assert report(workdir, err)["gpus_lost"] == ["1 unhealthy"]
     assert leftovers(env) == NOTHING
+
+
+def test_a_members_gpus_show_on_the_heads_virtual_node(gpu_env: dict, workdir: Path,
+                                                       tmp_path: Path) -> None:
+    """Two nodes (one emulated machine, Slurm's variables by hand): the member has two job
+    GPUs, the head none. The member's cluster advertises them; the head peers with
+    --create-resource-slice=false and applies the member's ResourceSlice with nvidia.com/gpu
+    (Liqo 1.0.1), so the virtual node shows the member's GPU capacity."""
+    import subprocess
+    import sys
+
+    (workdir / "wl.sh").write_text("kubectl get nodes -o json > nodes.json\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    job = {**gpu_env, "SLURM_JOB_ID": "555", "SLURM_STEP_NUM_NODES": "2",
+           "SLURM_STEP_NODELIST": "n[1-2]", "KSI_EMU_HOSTNAME": "n1"}
+    head = {**job, "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_STEP_GPUS": "",
+            "CUDA_VISIBLE_DEVICES": ""}
+    member = {**job, "SLURM_NODEID": "1", "SLURM_PROCID": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "ksi", "run", "wl.sh", str(shared)],
+                              env=env, cwd=str(workdir), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for env in (head, member)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "phase gpu-setup" not in outs[0][1] and "phase gpu-setup: ok" in outs[1][1]
+    nodes = json.loads((workdir / "nodes.json").read_text())["items"]
+    virtual = [n for n in nodes if n["metadata"]["labels"].get("liqo.io/type") == "virtual-node"]
+    assert len(virtual) == 1
+    assert virtual[0]["status"]["capacity"]["nvidia.com/gpu"] == "2"
+    assert all("nvidia.com/gpu" not in n["status"]["capacity"] for n in nodes
+               if n not in virtual)                                   # the head has none
+    calls = (Path(gpu_env["KSI_EMU_STATE"]) / "calls.jsonl").read_text().splitlines()
+    liqoctl = [c["argv"] for c in map(json.loads, calls) if c["tool"] == "liqoctl"]
+    peer = next(a for a in liqoctl if a[0] == "peer")
+    assert "--create-resource-slice=false" in peer
+    assert any(a[:2] == ["create", "resourceslice"] and "-o" in a for a in liqoctl)
+    assert leftovers(gpu_env) == NOTHING and not (shared / ".ksi").exists()

@@ -116,8 +116,11 @@ class Liqo:
                             "Liqo images (ghcr.io/liqotech) and kernel >= 5.10")
 
     def peer_argv(self, remote_kubeconfig: Path, nodeport: int | None, client_address: str,
-                  client_port: int | str | None, timeout: float = PEER_TIMEOUT) -> list[str]:
+                  client_port: int | str | None, timeout: float = PEER_TIMEOUT,
+                  resource_slice: bool = True) -> list[str]:
         argv = self._argv("peer", "--remote-kubeconfig", str(remote_kubeconfig))
+        if not resource_slice:  # the ResourceSlice comes next (create_resource_slice)
+            argv.append("--create-resource-slice=false")
         if not self.options.networking:
             argv.append("--networking-disabled")
         else:
@@ -128,15 +131,37 @@ class Liqo:
         return argv + ["--timeout", f"{int(timeout)}s"]
 
     def peer(self, remote_kubeconfig: Path, nodeport: int | None, client_address: str,
-             client_port: int | None, *, what: str, timeout: float = PEER_TIMEOUT) -> None:
+             client_port: int | None, *, what: str, timeout: float = PEER_TIMEOUT,
+             resource_slice: bool = True) -> None:
         fix = ("check that the API port of that node is reachable from the head node "
                "(firewall)")
         if self.options.networking:
             fix = (f"check that UDP port {client_port} and the API port of that node are "
                    "reachable from the head node (firewall)")
         self.runner.run(self.peer_argv(remote_kubeconfig, nodeport, client_address,
-                                       client_port, timeout),
+                                       client_port, timeout, resource_slice),
                         timeout=timeout + 60, what=what, code=Exit.PEER_FAILED, fix=fix)
+
+    def resource_slice_argv(self, remote_id: str) -> list[str]:
+        """The ResourceSlice `liqoctl peer` would create (named after the provider, so the
+        virtual node is too), printed as JSON instead of applied."""
+        return self._argv("create", "resourceslice", remote_id, "--remote-cluster-id",
+                          remote_id, "-o", "json")
+
+    def resource_slice(self, remote_id: str, resources: dict[str, str]) -> str:
+        """That ResourceSlice with extra resources in spec.resources (Liqo 1.0.1's route for
+        GPUs: docs/usage/peer.md, "Defining custom resources"; the default class accepts
+        spec.resources as they are and keeps the defaults of the others), as JSON for
+        `kubectl apply -f -`."""
+        res = self.runner.run(self.resource_slice_argv(remote_id), timeout=60,
+                              what="liqoctl create resourceslice", code=Exit.PEER_FAILED)
+        try:
+            obj = json.loads(res.stdout)
+            obj.setdefault("spec", {}).setdefault("resources", {}).update(resources)
+        except (ValueError, AttributeError):
+            raise KsiError("liqoctl create resourceslice -o json printed no ResourceSlice",
+                           "report this", code=Exit.PEER_FAILED) from None
+        return json.dumps(obj)
 
     def info(self) -> dict[str, Any]:
         res = self.runner.run(self._argv("info", "-o", "json"), timeout=60,

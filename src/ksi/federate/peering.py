@@ -117,9 +117,12 @@ def peer_all(fed: Federation, ctx: RunContext, liqo: Liqo) -> dict[int, dict]:
             with gate:
                 if fed.abort_error is not None or fed.closed:
                     raise fed.abort_error or KsiError("stopped", code=Exit.PEER_FAILED)
+                gpus = as_int(msg.get("gpus")) or 0
                 liqo.peer(jd.file(f"kubeconfig-{m}"), as_int(msg.get("gateway_nodeport")),
                           str(msg["address"]), as_int(msg.get("gateway_host_port")),
-                          what=f"liqoctl peer with {name}")
+                          what=f"liqoctl peer with {name}", resource_slice=not gpus)
+                if gpus:  # its virtual node shows the member's GPUs
+                    advertise_gpus(ctx, liqo, str(msg["cluster_id"]), gpus, name)
             err: Optional[BaseException] = None
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             err = exc
@@ -160,6 +163,18 @@ def peer_all(fed: Federation, ctx: RunContext, liqo: Liqo) -> dict[int, dict]:
     wait_peered(fed, ctx, liqo, ready)
     return ready
 
+
+
+def advertise_gpus(ctx: RunContext, liqo: Liqo, remote_id: str, gpus: int, name: str) -> None:
+    """The member's ResourceSlice with its job GPUs (nvidia.com/gpu), applied on the head:
+    Liqo then makes the virtual node with that capacity."""
+    from ksi.gpu.node import RESOURCE
+
+    ctx.kubectl.run("apply", "-f", "-", input=liqo.resource_slice(remote_id, {RESOURCE:
+                                                                                str(gpus)}),
+                    what=f"kubectl apply (the ResourceSlice of {name} with {gpus} "
+                         f"{RESOURCE})", code=Exit.PEER_FAILED,
+                    fix="see 'kubectl get resourceslices -A' on the head")
 
 
 def wait_peered(fed: Federation, ctx: RunContext, liqo: Liqo, ready: dict[int, dict]) -> None:

@@ -160,7 +160,8 @@ class LiqoJoin(FederatedStep):
         ready = {"node": fed.me, "host": p.env.hostname, "address": p.api_address,
                  "api_port": st.api_port, "gateway_host_port": st.gateway_host_port,
                  "gateway_nodeport": p.gateway_nodeport, "cluster_id": p.cluster,
-                 "kubeconfig": f"kubeconfig-{fed.me}", "pid": os.getpid()}
+                 "kubeconfig": f"kubeconfig-{fed.me}", "pid": os.getpid(),
+                 "gpus": len(st.gpus.job) if st.gpus is not None else 0}
         if fed.head:
             jd.write(f"ready-{fed.me}.json", dict(ready, kubeconfig=""))
         else:

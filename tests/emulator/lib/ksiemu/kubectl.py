@@ -459,8 +459,11 @@ def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
             o["status"]["capacity"][gpus.RESOURCE] = str(gpu_res[0])
             o["status"]["allocatable"][gpus.RESOURCE] = str(gpu_res[1])
         res.append(o)
+    slices = slice_resources(read_objects(rec))
     for peer in liqo_state(rec).get("peers", {}).values():
-        if peer.get("role") != "provider" or not peer.get("virtual_node"):
+        if peer.get("role") != "provider":
+            continue
+        if not peer.get("virtual_node") and peer["cluster_id"] not in slices:
             continue
         if now < peer.get("visible_at", 0):  # the virtual kubelet has not registered yet
             continue
@@ -489,8 +492,29 @@ def nodes(rec: Dict[str, Any]) -> List[Dict[str, Any]]:
             ]
         }
         o["status"] = node_status(ready, peer["ready_at"], "")
+        for key in ("capacity", "allocatable"):  # the ResourceSlice's resources
+            o["status"][key].update(slices.get(peer["cluster_id"], {}))
         res.append(o)
     return res
+
+
+def slice_resources(objs: Dict[str, Any]) -> Dict[str, Dict[str, str]]:
+    """Provider cluster id -> spec.resources of the ResourceSlices that ask for a virtual
+    node (Liqo 1.0.1's default class accepts them as they are: the virtual node's capacity;
+    the resources not named keep their defaults)."""
+    out: Dict[str, Dict[str, str]] = {}
+    for key, o in objs.items():
+        if not key.startswith("ResourceSlice/"):
+            continue
+        md = o.get("metadata") or {}
+        if (md.get("annotations") or {}).get("liqo.io/create-virtual-node") != "true":
+            continue
+        remote = (o.get("spec") or {}).get("providerClusterID") or \
+            (md.get("labels") or {}).get("liqo.io/remote-cluster-id")
+        if remote:
+            res = (o.get("spec") or {}).get("resources") or {}
+            out.setdefault(remote, {}).update({k: str(v) for k, v in res.items()})
+    return out
 
 
 def node_status(ready: bool, since: float, ip: str) -> Dict[str, Any]:

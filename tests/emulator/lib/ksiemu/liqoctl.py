@@ -126,6 +126,12 @@ def spec() -> cli.Spec:
     s.add("service_cidr", "--service-cidr")
     s.add("disable_api_server_defaulting", "--disable-api-server-defaulting", kind="bool")
     s.add("enable_metrics", "--enable-metrics", kind="bool")
+    s.add("remote_cluster_id", "--remote-cluster-id")
+    s.add("class", "--class")
+    s.add("cpu", "--cpu")
+    s.add("memory", "--memory")
+    s.add("pods", "--pods")
+    s.add("no_virtual_node", "--no-virtual-node", kind="bool")
     return s
 
 
@@ -365,6 +371,14 @@ def cmd_peer(g: Dict[str, Any], pos: List[str]) -> None:
 
         update(local.rec, add_provider)
         update(remote.rec, add_consumer)
+        tenant = TENANT_PREFIX + rst["cluster_id"]  # "Ensuring tenant namespace" (consumer)
+
+        def add_tenant(objs: Dict[str, Any]) -> None:
+            objs.setdefault(f"Namespace//{tenant}", kubectl.mk(
+                "v1", "Namespace", tenant, None, now,
+                labels={"kubernetes.io/metadata.name": tenant}))
+
+        kubectl.update_objects(local.rec, add_tenant)
         if rslice:
             progress("Creating ResourceSlice")
             info("ResourceSlice created")
@@ -574,6 +588,71 @@ def cmd_uninstall(g: Dict[str, Any], pos: List[str]) -> None:
     info("Liqo uninstalled")
 
 
+TENANT_PREFIX = "liqo-tenant-"
+
+
+def resource_slice(name: str, tenant: str, remote: str, g: Dict[str, Any]) -> Dict[str, Any]:
+    """forge.ResourceSlice + MutateResourceSlice (v1.0.1): the labels, the virtual node
+    annotation, spec.class/providerClusterID and the non-empty --cpu/--memory/--pods."""
+    md: Dict[str, Any] = {
+        "creationTimestamp": None, "name": name, "namespace": tenant,
+        "labels": {"liqo.io/remote-cluster-id": remote, "liqo.io/remoteID": remote,
+                   "liqo.io/replication": "true"},
+    }
+    if not g["no_virtual_node"]:
+        md["annotations"] = {"liqo.io/create-virtual-node": "true"}
+    spec: Dict[str, Any] = {"class": cli.get_str(g, "class", "default"),
+                            "providerClusterID": remote}
+    res = {k: cli.get_str(g, k) for k in ("cpu", "memory", "pods") if cli.get_str(g, k)}
+    if res:
+        spec["resources"] = res
+    return {"apiVersion": "authentication.liqo.io/v1beta1", "kind": "ResourceSlice",
+            "metadata": md, "spec": spec, "status": {}}
+
+
+def cmd_create(g: Dict[str, Any], pos: List[str]) -> None:
+    """`create resourceslice NAME --remote-cluster-id ID [-o json|yaml]`
+    (pkg/liqoctl/rest/resourceslice/create.go): with -o the ResourceSlice is printed, not
+    applied; without, it is created and its resources waited for."""
+    if not pos or pos[0] not in ("resourceslice", "resourceslices"):
+        raise LErr(f'unknown command "{pos[0] if pos else ""}" for "liqoctl create"')
+    if len(pos) != 2:
+        state.err(f"Error: accepts 1 arg(s), received {len(pos) - 1}")
+        raise state.EmuExit(1)
+    remote = cli.get_str(g, "remote_cluster_id")
+    if not remote:
+        state.err('Error: required flag(s) "remote-cluster-id" not set')
+        raise state.EmuExit(1)
+    out = cli.get_str(g, "output")
+    if out and out not in ("json", "yaml"):
+        raise LErr(f'unsupported output format "{out}"')
+    conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
+    tenant = TENANT_PREFIX + remote
+    if f"Namespace//{tenant}" not in kubectl.read_objects(conn.rec):
+        raise LErr(f'tenant namespace not found for cluster "{remote}"')
+    rs = resource_slice(pos[1], tenant, remote, g)
+    if out == "json":
+        state.out(json.dumps(rs, indent=4))
+        return
+    if out:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(rs, default_flow_style=False, sort_keys=True))
+        return
+    progress("Creating ResourceSlice")
+
+    def store(objs: Dict[str, Any]) -> None:
+        o = dict(rs, status={"resources": dict(rs["spec"].get("resources") or {})})
+        o["metadata"] = dict(rs["metadata"], creationTimestamp=state.rfc3339(time.time()))
+        objs[f"ResourceSlice/{tenant}/{pos[1]}"] = o
+
+    kubectl.update_objects(conn.rec, store)
+    info("ResourceSlice created")
+    progress("Waiting for ResourceSlice authentication to be accepted")
+    info("ResourceSlice authentication: Accepted")
+    info("ResourceSlice resources: Accepted")
+
+
 def run(argv: List[str]) -> int:
     try:
         g, pos = cli.parse(argv, spec())
@@ -581,7 +660,7 @@ def run(argv: List[str]) -> int:
         state.err(f"Error: {e}")  # cobra's own message, not liqoctl's printer
         return 1
     known = ("version", "install", "peer", "unpeer", "info", "offload", "unoffload",
-             "uninstall")
+             "uninstall", "create")
     if not pos or pos[0] not in known:  # real liqoctl: the help, exit 0
         state.out("liqoctl is a CLI tool to install and manage Liqo.")
         return 0
@@ -603,6 +682,8 @@ def run(argv: List[str]) -> int:
             cmd_offload(g, rest, False)
         elif sub == "uninstall":
             cmd_uninstall(g, rest)
+        elif sub == "create":
+            cmd_create(g, rest)
         else:
             raise LErr(f'unknown command "{sub}" for "liqoctl"')
     except LErr as e:
