@@ -629,7 +629,11 @@ def cmd_create(g: Dict[str, Any], pos: List[str]) -> None:
     conn = connect(cli.get_str(g, "kubeconfig"), cli.get_str(g, "context"))
     tenant = TENANT_PREFIX + remote
     if f"Namespace//{tenant}" not in kubectl.read_objects(conn.rec):
-        raise LErr(f'tenant namespace not found for cluster "{remote}"')
+        why = f'tenant namespace not found for cluster "{remote}"'
+        if out:  # Printer.CheckErr -> kubectl's util.CheckErr ("error: " prefix), no spinner
+            state.err(f"ERRO: error: {why}")
+            raise state.EmuExit(1)
+        raise LErr(f"Unable to get tenant namespace: {why}")
     rs = resource_slice(pos[1], tenant, remote, g)
     if out == "json":
         state.out(json.dumps(rs, indent=4))
