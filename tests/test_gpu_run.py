@@ -219,3 +219,46 @@ def test_emulated_liqoctl_create_resourceslice_errors(emu_env: dict, workdir: Pa
     assert res.stderr.strip() == 'Error: required flag(s) "remote-cluster-id" not set'
     res = liqoctl("create", "resourceslice", "x", "--remote-cluster-id", "y", "--bogus")
     assert res.returncode == 1 and "unknown flag: --bogus" in res.stderr
+
+
+# ------------------------------------------------------------------ health (pure)
+def test_health_counts_the_kind_nodes_and_names_the_gone_gpus() -> None:
+    from ksi.gpu import health
+    from ksi.gpu.discovery import Discovery, Gpu
+    from ksi.runner import Result
+
+    def node(gpus: Any, virtual: bool = False) -> dict[str, Any]:
+        labels = {"liqo.io/type": "virtual-node"} if virtual else {}
+        alloc = {} if gpus is None else {"nvidia.com/gpu": str(gpus)}
+        return {"metadata": {"labels": labels}, "status": {"allocatable": alloc}}
+
+    def nodes(*items: dict) -> str:
+        return json.dumps({"items": list(items)})
+
+    assert health.allocatable(nodes(node(2), node(4, virtual=True))) == 2   # a member's VN
+    assert health.allocatable(nodes(node(None))) == 0        # plugin gone / all unhealthy
+    assert health.allocatable("not json") is None
+    d = Discovery(job=[Gpu("0", UUIDS[1]), Gpu("1", UUIDS[3])])
+
+    class Kubectl:
+        def __init__(self, out: str) -> None:
+            self.out = out
+
+        def run(self, *args: str, **_kw: Any) -> Result:
+            return Result(list(args), 0, self.out, "", 0.0)
+
+    class Smi:
+        def __init__(self, uuids: list[str]) -> None:
+            self.uuids = uuids
+
+        def run(self, argv: list[str], **_kw: Any) -> Result:
+            rows = "".join(f"{i}, {u}, 0000:00:00.0, {i}, A100, 550\n"
+                           for i, u in enumerate(self.uuids))
+            return Result(argv, 0, rows, "", 0.0)
+
+    fine = health.check(d, Kubectl(nodes(node(2))), Smi(UUIDS))  # type: ignore[arg-type]
+    assert not fine.lost and fine.line() == ""
+    gone = health.check(d, Kubectl(nodes(node(1))), Smi(UUIDS[:3]))  # type: ignore[arg-type]
+    assert gone.gone == [UUIDS[3]] and gone.unhealthy == 1
+    line = gone.line()
+    assert UUIDS[3] in line and "1 of 2 nvidia.com/gpu" in line and "Xid" in line

@@ -100,12 +100,17 @@ class GpuSetup(Step):
     def undo(self, ctx: RunContext) -> list[str]:
         """Nothing to remove (teardown deletes the cluster); a GPU lost during the run is
         named here, while the cluster still exists."""
+        from ksi.errors import KsiError
         from ksi.gpu import health
 
         d, outcome = ctx.state.gpus, ctx.outcome
         if d is None or not d.job or (outcome is not None and outcome.signal is not None):
             return []
-        found = health.check(d, ctx.kubectl, ctx.runner)
+        try:
+            found = health.check(d, ctx.kubectl, ctx.runner)
+        except KsiError as exc:  # a look only: never a teardown problem
+            ctx.console.warn(f"could not check the GPUs after the run: {exc.cause}")
+            return []
         if found.lost:
             ctx.state.gpus_lost = found.gone or [f"{found.unhealthy} unhealthy"]
             ctx.console.warn(found.line())
