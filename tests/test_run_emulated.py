@@ -81,8 +81,8 @@ def test_exit_status_propagates_and_report_is_written(emu_env: dict, workdir: Pa
     rep = json.loads(reports[0].read_text())
     assert rep["exit_code"] == 7
     assert [p["phase"] for p in rep["phases"]] == [
-        "job", "plan", "preflight", "reserve", "provision", "ready", "access", "workload",
-        "teardown"]
+        "job", "plan", "preflight", "gpus", "reserve", "provision", "ready", "access",
+        "workload", "teardown"]
     assert all(p["status"] == "ok" for p in rep["phases"])
     assert rep["ports"]["k8s"] and rep["ports"]["api"]
     token = (workdir / "tok").read_text().strip()
