@@ -120,7 +120,8 @@ def test_gpus_flag_without_job_gpus_is_97_and_creates_nothing(emu_env: dict,
     res = run_ksi(["run", "--gpus", "auto", "wl.sh"], env, workdir)
     assert res.returncode == Exit.GPU_UNAVAILABLE == 97, res.stderr
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("ksi: error: ") and "--gpus" in last
+    assert last.startswith("ksi: error: --gpus auto asks for GPUs but this Slurm job has none")
+    assert "srun --gpus=N" in last
     assert "phase provision" not in res.stderr and "phase reserve" not in res.stderr
     assert leftovers(env) == NOTHING
 

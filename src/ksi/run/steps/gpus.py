@@ -49,7 +49,16 @@ def _discover(ctx: RunContext, runner: Runner, *, dry: bool = False) -> Discover
     from ksi.gpu.discovery import GpuRequest, discover
     from ksi.gpu.node import node_mounts
 
-    d = discover(runner, GpuRequest.from_environ(os.environ), mode=mode(ctx))
+    req = GpuRequest.from_environ(os.environ)
+    if mode(ctx) == "required" and req.in_slurm and not req.expects_gpus():
+        from ksi.errors import GpuUnavailable
+
+        asked = ctx.opts.flags.get("gpus")
+        raise GpuUnavailable(
+            f"{f'--gpus {asked}' if asked else 'gpus = required'} asks for GPUs but this Slurm "
+            "job has none (no SLURM_STEP_GPUS/SLURM_JOB_GPUS, no CUDA_VISIBLE_DEVICES)",
+            "request GPUs (srun --gpus=N or --gres=gpu:N), or run with --gpus none")
+    d = discover(runner, req, mode=mode(ctx))
     setup = _setup(ctx, d)
     try:
         setup.preflight()  # the device plugin's archive: refused before anything is made
