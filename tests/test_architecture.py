@@ -26,7 +26,7 @@ LAYERS = [
                                  "ksi.state.cleanup", "ksi.state.inventory"]),
     ("run", ["ksi.run", "ksi.report"]),
     ("federate", ["ksi.federate"]),
-    ("cli", ["ksi.cli", "ksi.lifecycle", "ksi.ops", "ksi.tools", "ksi.__main__"]),
+    ("cli", ["ksi.cli", "ksi.ops", "ksi.tools", "ksi.__main__"]),
 ]
 
 
