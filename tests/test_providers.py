@@ -33,8 +33,7 @@ def test_info_is_typed_and_asked_once(emu_env: dict, monkeypatch: pytest.MonkeyP
     info = prov.info()
     assert info.rootless is (rootless == "1")
     assert info.cgroup_version == 2 and info.cgroup_manager == "cgroupfs"
-    assert info.version and info.storage_driver
-    assert (info.storage_root != "") is (name == "podman")   # nerdctl's info has no root dir
+    assert info.version
     assert prov.info() is info and len(calls) == 1
     assert calls[0] == [name, "info", "--format", "json" if name == "podman" else "{{json .}}"]
 

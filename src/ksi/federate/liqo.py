@@ -1,4 +1,4 @@
-"""liqoctl v1.0 for one cluster (its private kubeconfig): install, peer, info, unpeer.
+"""liqoctl v1.0 for one cluster (its private kubeconfig): install, peer, info.
 
 The flags follow /work/shared/notes/liqo-peering.md (read from liqotech/liqo v1.0.1)."""
 
@@ -147,11 +147,6 @@ class Liqo:
             raise KsiError("liqoctl info -o json printed no JSON", "report this",
                            code=Exit.PEER_FAILED) from None
         return data if isinstance(data, dict) else {}
-
-    def unpeer(self, remote_kubeconfig: Path, timeout: float = 120) -> None:
-        self.runner.run(self._argv("unpeer", "--remote-kubeconfig", str(remote_kubeconfig),
-                                   "--skip-confirm"),
-                        timeout=timeout + 30, what="liqoctl unpeer", code=Exit.PEER_FAILED)
 
 
 def peer_health(info: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -65,8 +65,3 @@ def write_private(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     write_private(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    with path.open() as fh:
-        return json.load(fh)

@@ -68,11 +68,6 @@ def job_cgroup(proc_root: str = "/proc", pid: int | str = "self") -> Optional[st
     return job_of(path) if path else None
 
 
-def task_cgroup(proc_root: str = "/proc", pid: int | str = "self") -> Optional[str]:
-    """This process's own (leaf) cgroup v2 path."""
-    return container_cgroup(pid, proc_root)
-
-
 def is_within(path: str, ancestor: str) -> bool:
     if ancestor == "/":
         return True

@@ -6,7 +6,7 @@ with JSON output, `ps` with `--format json`, parsed into typed records."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
 from ksi.errors import CommandFailed, CommandTimeout, Exit, KsiError
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ksi.runner import Runner
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # kind's node container label
-ROLE_LABEL = "io.x-k8s.kind.role"
 
 
 @dataclass(frozen=True)
@@ -26,9 +25,6 @@ class RuntimeInfo:
     cgroup_version: int          # 1 or 2; 0 when the runtime does not say
     cgroup_manager: str          # "systemd" or "cgroupfs"; "" when not said
     version: str                 # the server's version ("" when not said)
-    storage_root: str            # podman's graphRoot, docker's DockerRootDir ("" for nerdctl)
-    storage_driver: str
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """The run report's fields."""
@@ -143,9 +139,7 @@ class Provider:
             rootless=any("name=rootless" in str(s) for s in data.get("SecurityOptions") or []),
             cgroup_version=cgroup_number(data.get("CgroupVersion")),
             cgroup_manager=str(data.get("CgroupDriver") or ""),
-            version=str(data.get("ServerVersion") or ""),
-            storage_root=str(data.get("DockerRootDir") or ""),
-            storage_driver=str(data.get("Driver") or ""), raw=data)
+            version=str(data.get("ServerVersion") or ""))
 
     def versions(self, *, timeout: float = 10) -> Optional[RuntimeVersion]:
         """`version --format json` (None when the runtime is missing or says nothing)."""
