@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ksi.errors import Exit, Interrupted, KsiError
 from ksi.signals import DEADLINE
@@ -23,7 +23,6 @@ class Outcome:
     error: Optional[KsiError] = None
     signal: Optional[int] = None
     problems: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
     step: str = ""           # the step that failed or was interrupted
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from ksi.plan.ports import Reservation
@@ -28,3 +28,5 @@ class RunState:
     token: str = ""
     variables: dict[str, str] = field(default_factory=dict)  # extra ones (multi-node)
     problems: list[str] = field(default_factory=list)        # what teardown could not fix
+    # the runtime setup's record (mode, node image, network, cgroups), once teardown ran
+    runtime: Optional[dict[str, Any]] = None

@@ -201,4 +201,5 @@ class RuntimeSetup:
         log.warning("warning: %s", text)
 
     def report(self) -> dict[str, Any]:
-        return {"runtime": {**self.info, "warnings": list(self.warnings)}}
+        """The run report's "runtime" field."""
+        return {**self.info, "warnings": list(self.warnings)}
