@@ -289,7 +289,7 @@ def test_site_setup_names_real_checks():
     import ksi.checks
 
     src = "".join(f.read_text() for f in Path(ksi.checks.__file__).parent.glob("*.py"))
-    real = set(re.findall(r'(?:Check|check_version)\(\s*(?:ctx, )?"([^"]+)"', src))
+    real = set(re.findall(r'(?:Check|check_version|version_check)\(\s*(?:ctx, )?"([^"]+)"', src))
     real |= {"kind", "kubectl", "liqoctl", "provider nerdctl", "provider podman", "subuid",
              "subgid"}
     doc = (Path(__file__).resolve().parent.parent / "docs/site-setup.md").read_text()

@@ -142,8 +142,8 @@ def effective_limits(path: str, cgroup_root: str = CGROUP_ROOT) -> dict[str, dic
 
 
 def host_pid(ns_pid: int, ns_member: int, proc_root: str = "/proc") -> Optional[int]:
-    """Map a PID as seen inside a PID namespace (rootlesskit --pidns: what `nerdctl inspect
-    -f '{{.State.Pid}}'` prints) to the host PID, via NSpid in /proc/*/status.
+    """Map a PID as seen inside a PID namespace (rootlesskit --pidns: the State.Pid that
+    `nerdctl inspect` prints) to the host PID, via NSpid in /proc/*/status.
 
     ns_member is any host PID inside that namespace (rootlesskit's child_pid).
     """
