@@ -119,7 +119,7 @@ def archive_tags(path: str | Path) -> list[str]:
     except (OSError, tarfile.TarError, ValueError, KeyError) as exc:
         raise KsiError(f"cannot read image archive {path}: {exc}",
                        "re-create it with 'ksi images save IMAGE'",
-                       code=Exit.IMAGE_FAILED) from None
+                       code=Exit.IMAGE_FAILED) from exc
     return [normalize(t) for t in tags]
 
 

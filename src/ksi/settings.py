@@ -145,10 +145,10 @@ def _convert(opt: Option, value: Any, origin: str) -> Any:
     except (TypeError, ValueError) as exc:
         if opt.kind is PortRange:
             raise KsiError(f"{origin}: {exc}", "write it as LOW-HIGH",
-                           code=Exit.CONFIG_INVALID) from None
+                           code=Exit.CONFIG_INVALID) from exc
         raise KsiError(f"{origin}: {opt.name}={value!r} is invalid ({exc})",
                        f"set {opt.name} to a {opt.kind.__name__}", code=Exit.CONFIG_INVALID
-                       ) from None
+                       ) from exc
     if opt.choices and out not in opt.choices:
         raise KsiError(f"{origin}: {opt.name}={out!r} is not one of {', '.join(opt.choices)}",
                        f"choose one of: {', '.join(opt.choices)}", code=Exit.CONFIG_INVALID)
@@ -165,10 +165,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except OSError as exc:
         raise KsiError(f"cannot read config file {path}: {exc.strerror}",
-                       f"fix the permissions of {path}", code=Exit.CONFIG_INVALID) from None
+                       f"fix the permissions of {path}", code=Exit.CONFIG_INVALID) from exc
     except tomllib.TOMLDecodeError as exc:
         raise KsiError(f"config file {path} is not valid TOML: {exc}",
-                       f"correct the syntax in {path}", code=Exit.CONFIG_INVALID) from None
+                       f"correct the syntax in {path}", code=Exit.CONFIG_INVALID) from exc
     section = data.get("ksi", data)
     if not isinstance(section, dict):
         raise KsiError(f"config file {path}: [ksi] must be a table", f"fix {path}",

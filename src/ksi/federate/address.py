@@ -47,10 +47,10 @@ def node_address(configured: str, hostname: str, nodes: Sequence[str]) -> str:
     if configured:
         try:
             ipaddress.IPv4Address(configured)
-        except ValueError:
+        except ValueError as exc:
             raise KsiError(f"api_address {configured!r} is not an IPv4 address",
                            "set api_address (KSI_API_ADDRESS) to this node's IP address, or "
-                           "unset it to let KSI find it", code=Exit.CONFIG_INVALID) from None
+                           "unset it to let KSI find it", code=Exit.CONFIG_INVALID) from exc
         return configured
     me = hostname.split(".", maxsplit=1)[0]
     for other in nodes:

@@ -143,9 +143,9 @@ class Liqo:
                               what="liqoctl info", code=Exit.PEER_FAILED)
         try:
             data = json.loads(res.stdout)
-        except ValueError:
+        except ValueError as exc:
             raise KsiError("liqoctl info -o json printed no JSON", "report this",
-                           code=Exit.PEER_FAILED) from None
+                           code=Exit.PEER_FAILED) from exc
         return data if isinstance(data, dict) else {}
 
 

@@ -35,7 +35,7 @@ def ensure_private_dir(path: Path, *, code: Exit = Exit.STATE_UNSAFE,
     except FileExistsError:
         pass
     except OSError as exc:
-        raise KsiError(f"cannot create {path}: {exc.strerror}", fix, code=code) from None
+        raise KsiError(f"cannot create {path}: {exc.strerror}", fix, code=code) from exc
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise KsiError(f"{path} is not a directory (a symlink or file is in the way)",

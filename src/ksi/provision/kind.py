@@ -159,7 +159,7 @@ class Kind:
                     continue
                 if code == Exit.CLUSTER_NODE_START_FAILED:
                     cause += f" after {attempts} attempts"
-                raise KsiError(cause, fix, code=code, detail=exc.stderr) from None
+                raise KsiError(cause, fix, code=code, detail=exc.stderr) from exc
         raise AssertionError("unreachable")
 
     def delete(self, name: str, kubeconfig: Path | None, timeout: float = 180) -> None:

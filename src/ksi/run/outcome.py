@@ -60,11 +60,9 @@ def merge_teardown(outcome: Outcome, job_id: Optional[str]) -> Optional[str]:
         return None
     gc = f"run 'ksi gc --job {job_id}'" if job_id is not None else "run 'ksi gc'"
     what = "teardown incomplete: " + "; ".join(outcome.problems)
-    if outcome.error is not None:  # the same error, its fix extended (a new one: no mutation)
+    if outcome.error is not None:  # the same error, its fix extended
         err = outcome.error
-        outcome.error = KsiError(err.cause, f"{err.fix}; {what}: {gc}", code=err.code,
-                                 detail=err.detail)
-        outcome.error.__cause__ = err
+        outcome.error = err.restated(fix=f"{err.fix}; {what}: {gc}")
     elif outcome.code == 0:
         outcome.error = KsiError(what, gc, code=Exit.TEARDOWN_INCOMPLETE)
         outcome.code = Exit.TEARDOWN_INCOMPLETE
@@ -86,7 +84,7 @@ def finish(console: Console, runner: Runner, plan: Optional[Plan], outcome: Outc
         if path:
             console.info(f"run report: {path}")
     if outcome.error is not None:
-        console.error(outcome.error.line())
+        console.failed(outcome.error)
     else:
         console.info(f"done: exit {outcome.code} after {time.monotonic() - state.started:.1f}s")
     return int(outcome.code)

@@ -161,17 +161,17 @@ class JobRuntime:
         """Create the 0700 directory tree and the config files (no process started)."""
         try:
             os.mkdir(self.dir, 0o700)
-        except FileExistsError:
+        except FileExistsError as exc:
             st = os.lstat(self.dir)
             if st.st_uid != os.getuid() or not os.path.isdir(self.dir) or \
                     os.path.islink(self.dir):
                 raise KsiError(f"{self.dir} exists and is not a private directory of yours",
                                f"remove {self.dir} (a leftover of an earlier step?)",
-                               code=Exit.STATE_UNSAFE) from None
+                               code=Exit.STATE_UNSAFE) from exc
             os.chmod(self.dir, 0o700)
         except OSError as exc:
             raise KsiError(f"cannot create {self.dir}: {exc.strerror}",
-                           "check /tmp on this node", code=Exit.STATE_UNSAFE) from None
+                           "check /tmp on this node", code=Exit.STATE_UNSAFE) from exc
         self.made = True
         for d in (self.run_dir, self.data_dir, self.cfg_dir):
             d.mkdir(mode=0o700, exist_ok=True)
