@@ -251,6 +251,17 @@ class Provider:
                               timeout=60, check=False)
         return res.returncode == 0
 
+    def pull(self, image: str) -> None:
+        self.runner.run([self.binary, "pull", image], env=self.env, timeout=1800,
+                        what=f"{self.binary} pull {image}", code=Exit.IMAGE_FAILED,
+                        fix="check the image name and the network, or save it on a machine "
+                        "that can pull")
+
+    def save_archive(self, image: str, path: str) -> None:
+        self.runner.run([self.binary, "save", "-o", path, image], env=self.env, timeout=1800,
+                        what=f"{self.binary} save {image}", code=Exit.IMAGE_FAILED,
+                        fix=f"check that {image} exists: '{self.binary} images'")
+
     def load_archive(self, path: str) -> None:
         self.runner.run([self.binary, "load", "-i", path], env=self.env, timeout=900,
                         what=f"{self.binary} load -i {path}", code=Exit.IMAGE_FAILED,
