@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, linger
-from ksi.errors import CommandFailed, Exit, KsiError, last_line
+from ksi.errors import CommandFailed, Exit, KsiError, ToolMissing, last_line
 
 HOOK = "site-hooks/ksi-delegate-cgroup"
 EPILOG = "slurm/ksi-epilog.sh"
@@ -25,9 +25,10 @@ def check_daemon(ctx: Context) -> Check:
         return Check("runtime reachable", SKIP, f"'{binary}' not found")
     try:
         rootless = provider.info(timeout=30).rootless
-    except CommandFailed as exc:
-        return Check("runtime reachable", FAIL, f"'{binary} info' failed: "
-                     f"{last_line(exc.stderr) or last_line(exc.stdout) or exc.cause}",
+    except (CommandFailed, ToolMissing) as exc:   # exits non-zero, times out, cannot run
+        said = last_line(exc.stderr) or last_line(exc.stdout) \
+            if isinstance(exc, CommandFailed) else ""
+        return Check("runtime reachable", FAIL, f"'{binary} info' failed: {said or exc.cause}",
                      provider.daemon_fix, int(Exit.RUNTIME_UNAVAILABLE))
     except KsiError:  # it answered, but not with JSON
         return Check("runtime reachable", PASS, f"{binary} answers (info not JSON)")
