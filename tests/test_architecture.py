@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src"
 MAX_LINES = 400
 # still too long, each split on its own branch: the test fails (strict) once it is short
-TOO_LONG = {"ksi/runtime/jobruntime.py": "runtime/* is the settings branch's"}
+TOO_LONG: dict[str, str] = {}
 
 
 # Dependencies point one way: a module imports only modules of its own layer or lower ones.
@@ -26,7 +26,7 @@ LAYERS = [
                                  "ksi.state.cleanup", "ksi.state.inventory"]),
     ("run", ["ksi.run", "ksi.report"]),
     ("federate", ["ksi.federate"]),
-    ("cli", ["ksi.cli", "ksi.lifecycle", "ksi.ops", "ksi.tools", "ksi.__main__"]),
+    ("cli", ["ksi.cli", "ksi.ops", "ksi.tools", "ksi.__main__"]),
 ]
 
 

@@ -17,7 +17,7 @@ from tests.test_ops_doctor import UID, _break, good_root
 
 from ksi.checks import FAIL, PASS, SKIP, WARN, Context, host, kmod, runtime
 from ksi.checks.render import admin_script
-from ksi.errors import Exit, KsiError
+from ksi.errors import CommandFailed, Exit, KsiError, ToolMissing
 from ksi.runner import Runner
 
 REL = "5.14.0-427.el9.x86_64"
@@ -289,7 +289,7 @@ def test_site_setup_names_real_checks():
     import ksi.checks
 
     src = "".join(f.read_text() for f in Path(ksi.checks.__file__).parent.glob("*.py"))
-    real = set(re.findall(r'(?:Check|check_version)\(\s*(?:ctx, )?"([^"]+)"', src))
+    real = set(re.findall(r'(?:Check|check_version|version_check)\(\s*(?:ctx, )?"([^"]+)"', src))
     real |= {"kind", "kubectl", "liqoctl", "provider nerdctl", "provider podman", "subuid",
              "subgid"}
     doc = (Path(__file__).resolve().parent.parent / "docs/site-setup.md").read_text()
@@ -315,3 +315,52 @@ def test_admin_script_modules_block_is_idempotent(tmp_path):
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
     assert conf.read_text().split() == list(IPT)
+
+
+class _Answers:
+    """A runner whose every command answers the same way (or raises)."""
+
+    def __init__(self, stdout: str = "", exc: Exception | None = None) -> None:
+        self.stdout, self.exc, self.argvs = stdout, exc, []
+
+    def which(self, binary: str, env: object = None) -> str:
+        return f"/bin/{binary}"
+
+    def run(self, argv: list[str], **_kw: object) -> subprocess.CompletedProcess:
+        self.argvs.append(argv)
+        if self.exc is not None:
+            raise self.exc
+        return subprocess.CompletedProcess(argv, 0, self.stdout, "")
+
+
+@pytest.mark.parametrize("provider,info,rootless", [
+    ("nerdctl", '{"SecurityOptions": ["name=seccomp,profile=default", "name=rootless"]}', True),
+    ("nerdctl", '{"SecurityOptions": ["name=seccomp,profile=default"]}', False),
+    ("podman", '{"host": {"security": {"rootless": true}}}', True),
+    ("podman", '{"host": {"security": {"rootless": false}}}', False),
+])
+def test_runtime_reachable_reads_the_providers_info(provider: str, info: str,
+                                                    rootless: bool) -> None:
+    """The check asks Provider.info() (the run's own parse), not a copy of its own."""
+    r = _Answers(info)
+    c = runtime.check_daemon(Context(runner=r, provider=provider, uid=1000))  # type: ignore[arg-type]
+    assert r.argvs == [[provider, "info", "--format",
+                        "json" if provider == "podman" else "{{json .}}"]]
+    assert (c.status, c.detail.endswith("(rootless)")) == \
+        ((PASS, True) if rootless else (WARN, False))
+
+
+@pytest.mark.parametrize("exc,words", [
+    (CommandFailed("nerdctl info failed", stderr='level=fatal msg="rootless containerd not '
+                   'running"'), "rootless containerd not running"),
+    (ToolMissing("'nerdctl' is not executable", "chmod"), "'nerdctl' is not executable"),
+])
+def test_runtime_reachable_fails_with_what_the_runtime_said(exc: KsiError, words: str) -> None:
+    c = runtime.check_daemon(Context(runner=_Answers(exc=exc), provider="nerdctl"))  # type: ignore[arg-type]
+    assert c.status == FAIL and words in c.detail and c.code == Exit.RUNTIME_UNAVAILABLE
+    assert "containerd-rootless-setuptool.sh install" in c.fix
+
+
+def test_runtime_reachable_without_json_still_answers() -> None:
+    c = runtime.check_daemon(Context(runner=_Answers("not json"), provider="podman"))  # type: ignore[arg-type]
+    assert c.status == PASS and "info not JSON" in c.detail

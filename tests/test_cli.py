@@ -98,3 +98,11 @@ def test_bash_completes_ksi_r_to_run(tmp_path: Path) -> None:
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["run"]
+
+
+def test_run_lists_the_providers_the_registry_knows() -> None:
+    """`ksi run --help` names the providers without importing them: the same list."""
+    from ksi.cli.run import PROVIDERS
+    from ksi.provision.providers import CHOICES
+
+    assert PROVIDERS == CHOICES

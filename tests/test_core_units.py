@@ -35,7 +35,6 @@ def test_slurm_environment_reads_step_identity() -> None:
     assert (env.job_id, env.step_id, env.node_id, env.proc_id, env.num_nodes) == \
         ("4242", "3", 1, 1, 3)
     assert env.nodes == ["node1", "node2", "node3"]
-    assert not env.is_head
 
 
 def test_batch_script_is_one_node_step_batch() -> None:

@@ -1,4 +1,5 @@
-"""Providers: typed info and ps records parsed from the runtimes' JSON, the auto choice."""
+"""Providers: typed info, ps, inspect and network records parsed from the runtimes' JSON, the
+auto choice."""
 
 from __future__ import annotations
 
@@ -33,8 +34,7 @@ def test_info_is_typed_and_asked_once(emu_env: dict, monkeypatch: pytest.MonkeyP
     info = prov.info()
     assert info.rootless is (rootless == "1")
     assert info.cgroup_version == 2 and info.cgroup_manager == "cgroupfs"
-    assert info.version and info.storage_driver
-    assert (info.storage_root != "") is (name == "podman")   # nerdctl's info has no root dir
+    assert info.version
     assert prov.info() is info and len(calls) == 1
     assert calls[0] == [name, "info", "--format", "json" if name == "podman" else "{{json .}}"]
 
@@ -62,6 +62,23 @@ def test_ps_json_finds_the_kind_nodes(emu_env: dict, monkeypatch, name: str) -> 
     assert prov.node_containers("a") == ["a-control-plane"]
     assert sorted(prov.all_kind_containers()) == [("a-control-plane", "a"),
                                                   ("b-control-plane", "b")]
+    _emu(emu_env, name, "stop", "b-control-plane")
+    assert prov.all_kind_containers(running=True) == [("a-control-plane", "a")]
+    pid = prov.container_pid("a-control-plane")   # from inspect's JSON
+    assert isinstance(pid, int) and pid > 0
+    assert prov.container_pid("b-control-plane") is None   # stopped: State.Pid 0
+    assert prov.container_pid("nope") is None
+
+
+@pytest.mark.parametrize("name", ["nerdctl", "podman"])
+def test_network_subnets_from_inspect_json(emu_env: dict, monkeypatch, name: str) -> None:
+    for k, v in emu_env.items():
+        monkeypatch.setenv(k, v)
+    prov = providers.get(name, Runner())
+    assert prov.network_subnets("kind") == []          # no such network
+    _emu(emu_env, name, "network", "create", "kind")
+    [subnet] = prov.network_subnets("kind")
+    assert subnet.endswith(".0/24")
 
 
 def test_parse_ps_shapes() -> None:

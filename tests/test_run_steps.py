@@ -244,3 +244,93 @@ def test_the_node_steps_undo_in_reverse_after_a_failure_in_each(ctx: RunContext,
                                                  "gpu-setup")]
     assert log == [f"run {n}" for n in ran] + [f"undo {n}" for n in undone]
     assert ("phase teardown" in output(ctx)) == bool(undone)
+
+
+def _label(s: Step) -> str:
+    return s.name or type(s).__name__
+
+
+@pytest.mark.parametrize("node", [0, 1], ids=["head", "member"])
+def test_the_federated_steps_undo_in_reverse_after_a_failure_in_each(
+        ctx: RunContext, node: int) -> None:
+    """The real list of a multi-node run (head and member), each step's run and undo replaced
+    by recorders, failing in each step in turn: the steps that ran are undone in reverse
+    order, in the teardown phase, and the rendezvous is left last, after the report."""
+    import dataclasses
+
+    from ksi.federate.steps import run_steps
+
+    env = ctx.the_plan.env
+    env.node_id, env.num_nodes, env.nodes = node, 2, ["n0", "n1"]
+    plan = dataclasses.replace(ctx.the_plan, mode="federated")
+    ctx.plan = plan
+    labels = [_label(s) for s in run_steps() if s.applies(ctx)]
+    assert labels[:4] == ["job", "plan", "OneTaskPerNode", "rendezvous"]
+    assert ("peer" in labels, "serve" in labels, "workload" in labels) == \
+        (node == 0, node == 1, node == 0)
+    for at in range(len(labels)):
+        c = RunContext(ctx.opts, Console(stream=io.StringIO()), Runner(), plan=plan)
+        steps = [s for s in run_steps() if s.applies(c)]
+        log: list[str] = []
+        for i, s in enumerate(steps):
+            def run(_c: RunContext, s: Step = s, fail: bool = i == at,
+                    log: list[str] = log) -> None:
+                log.append(f"run {_label(s)}")
+                if fail:
+                    raise KsiError("boom", code=Exit.FEDERATION_FAILED)
+
+            def undo(_c: RunContext, s: Step = s, log: list[str] = log) -> list[str]:
+                log.append(f"undo {_label(s)}")
+                return []
+
+            s.run, s.undo = run, undo  # type: ignore[method-assign]
+        assert execute(c, steps) == Exit.FEDERATION_FAILED, labels[at]
+        ran = steps[:at + 1]
+        undone = [_label(s) for s in reversed(ran) if s.undoes]
+        late = [_label(s) for s in reversed(ran) if s.late]
+        assert log == [f"run {_label(s)}" for s in ran] + [f"undo {n}" for n in undone + late]
+        # what the node made is removed newest first; the rendezvous directory is left last
+        assert [n for n in undone if n in ("provision", "reserve", "preflight")] == \
+            [n for n in ("provision", "reserve", "preflight") if n in labels[:at + 1]]
+        assert late == (["rendezvous"] if at >= 3 else [])
+        assert ("phase teardown" in output(c)) == bool(undone)
+        assert output(c).rstrip().endswith("ksi: error: boom")
+
+
+# ------------------------------------------------------------------ --verbose: the cause chain
+def _failing_run(ctx: RunContext) -> int:
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as exc:
+            raise KsiError("cannot write the kind config", "free space",
+                           code=Exit.STATE_UNSAFE) from exc
+    except KsiError as err:
+        failure = err
+    return execute(ctx, [Fake("reserve", [], problems=("port lock left",)),
+                         Fake("provision", [], fail=failure)])
+
+
+def test_verbose_prints_what_the_error_was_raised_from(ctx: RunContext) -> None:
+    ctx.console = Console(stream=io.StringIO(), verbose=True)
+    assert _failing_run(ctx) == Exit.STATE_UNSAFE
+    lines = output(ctx).rstrip().splitlines()
+    assert lines[-1].startswith("ksi: error: cannot write the kind config -- fix: free space; "
+                                "teardown incomplete: port lock left")
+    # the teardown's restated error is not repeated; the OSError is
+    assert lines[-2] == "ksi: caused by: OSError: [Errno 28] No space left on device"
+
+
+def test_without_verbose_the_error_is_one_line(ctx: RunContext) -> None:
+    assert _failing_run(ctx) == Exit.STATE_UNSAFE
+    out = output(ctx)
+    assert "caused by" not in out
+    assert out.rstrip().splitlines()[-1].startswith("ksi: error: cannot write the kind config")
+
+
+def test_a_restated_error_is_new_and_chained() -> None:
+    err = KsiError("kind failed", "read the logs", code=Exit.CLUSTER_CREATE_FAILED, detail="d")
+    new = err.restated(cause="node1: kind failed")
+    assert new is not err and err.cause == "kind failed" and new.__cause__ is err
+    assert (new.code, new.fix, new.detail) == (err.code, err.fix, "d")
+    assert new.caused_by() == ""   # it says what its cause says

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 
@@ -12,11 +13,14 @@ from ksi.settings import BY_NAME, OPTIONS, PortRange, Settings, load
 
 def test_fields_are_the_option_table_with_real_types() -> None:
     fields = {f.name: f for f in dataclasses.fields(Settings) if f.name != "origins"}
+    types = typing.get_type_hints(Settings)
     assert list(fields) == [o.name for o in OPTIONS]
     for o in OPTIONS:
-        assert fields[o.name].type is o.kind
+        assert types[o.name] is o.kind
         assert fields[o.name].default == o.default
-    assert fields["port_range"].type is PortRange and fields["create_retries"].type is int
+        assert isinstance(o.default, o.kind) and o.help
+    assert types["port_range"] is PortRange and types["create_retries"] is int
+    assert BY_NAME["gpus"].choices == ("auto", "none", "required")
 
 
 def test_defaults_are_frozen_and_say_default() -> None:

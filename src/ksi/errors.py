@@ -71,6 +71,39 @@ class KsiError(Exception):
         fix = " ".join(self.fix.split())
         return f"ksi: error: {cause}" + (f" -- fix: {fix}" if fix else "")
 
+    def restated(self, *, cause: str | None = None, fix: str | None = None) -> KsiError:
+        """A new error with the same code and detail, its cause or fix reworded, chained to
+        this one (an error is never changed once raised)."""
+        new = KsiError(self.cause if cause is None else cause, self.fix if fix is None else fix,
+                       code=self.code, detail=self.detail)
+        new.__cause__ = self
+        return new
+
+    def caused_by(self) -> str:
+        """What this error was raised from (`raise ... from`), nearest first, as one line
+        ('' when nothing): what --verbose prints before the error's line."""
+        parts: list[str] = []
+        seen = {id(self)}
+        last = " ".join(self.cause.split())
+        cur = self.__cause__
+        while cur is not None and id(cur) not in seen:
+            seen.add(id(cur))
+            text = _text(cur)
+            if text and text not in last:   # a restated error says it again
+                parts.append(text)
+            last = text
+            cur = cur.__cause__
+        return "caused by: " + " <- ".join(parts) if parts else ""
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, CommandFailed) and exc.stderr.strip():
+        return " ".join(f"{exc.cause} ({last_line(exc.stderr)})".split())
+    if isinstance(exc, KsiError):
+        return " ".join(exc.cause.split())
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 class ToolMissing(KsiError):
     """An external program is not on PATH."""

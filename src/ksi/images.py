@@ -119,7 +119,7 @@ def archive_tags(path: str | Path) -> list[str]:
     except (OSError, tarfile.TarError, ValueError, KeyError) as exc:
         raise KsiError(f"cannot read image archive {path}: {exc}",
                        "re-create it with 'ksi images save IMAGE'",
-                       code=Exit.IMAGE_FAILED) from None
+                       code=Exit.IMAGE_FAILED) from exc
     return [normalize(t) for t in tags]
 
 
@@ -195,15 +195,10 @@ def save(provider: Provider, images: list[str], directory: Path, *, pull: bool =
             out.append((image, dest, "kept"))
             continue
         if not provider.image_present(image) and pull:
-            provider.runner.run([provider.binary, "pull", image], timeout=1800,
-                                what=f"{provider.binary} pull {image}", code=Exit.IMAGE_FAILED,
-                                fix="check the image name and the network, or save it on a "
-                                "machine that can pull")
+            provider.pull(image)
         tmp = directory / f".{dest.name}.{os.getpid()}.tmp"
         try:
-            provider.runner.run([provider.binary, "save", "-o", str(tmp), image], timeout=1800,
-                                what=f"{provider.binary} save {image}", code=Exit.IMAGE_FAILED,
-                                fix=f"check that {image} exists: '{provider.binary} images'")
+            provider.save_archive(image, str(tmp))
             os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         finally:

@@ -9,9 +9,12 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ksi.runner import mask
+
+if TYPE_CHECKING:
+    from ksi.errors import KsiError
 
 
 class Console:
@@ -53,6 +56,13 @@ class Console:
 
     def warn(self, text: str) -> None:
         self._emit(f"warning: {text}", "yellow")
+
+    def failed(self, exc: KsiError) -> None:
+        """A command ends with exc: its one line; verbose, first what it was raised from."""
+        why = exc.caused_by() if self.verbose else ""
+        if why:
+            self._emit(why)
+        self.error(exc.line())
 
     def error(self, line: str) -> None:
         """The final one-line error (already prefixed 'ksi: error:')."""

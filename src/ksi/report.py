@@ -52,7 +52,7 @@ def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome,
         "external_seconds": round(runner.external_seconds, 3),
         "external_calls": runner.calls,
         "ksi_overhead_seconds": round(total - runner.external_seconds, 3),
-        **outcome.extra,
+        **({"runtime": state.runtime} if state.runtime is not None else {}),
     }
 
 

@@ -107,19 +107,19 @@ class Runner:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=cwd,
                 text=True, start_new_session=True,
             )
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             raise ToolMissing(
                 f"'{argv[0]}' is not installed or not on PATH",
                 f"install {argv[0]} on this node or add its directory to PATH (see 'ksi doctor')",
-            ) from None
-        except PermissionError:
+            ) from exc
+        except PermissionError as exc:
             raise ToolMissing(f"'{argv[0]}' is not executable",
-                              f"check the permissions of {argv[0]}") from None
+                              f"check the permissions of {argv[0]}") from exc
         with self._lock:
             self._live.add(proc)
         try:
             out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             stop_group(proc)
             out, err = proc.communicate()
             self._account(start)
@@ -127,7 +127,7 @@ class Runner:
                 f"{what or argv[0]} did not finish within {timeout:.0f}s",
                 fix or "retry; if it persists, raise the timeout in the KSI config",
                 argv=argv, returncode=None, stdout=mask(out or ""), stderr=mask(err or ""),
-            ) from None
+            ) from exc
         except BaseException:
             stop_group(proc, grace=1.0)
             self._account(start)
@@ -178,9 +178,9 @@ class Runner:
             proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=pipe, stderr=pipe,
                                     stdin=subprocess.DEVNULL if piped else None,
                                     start_new_session=not foreground)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             raise ToolMissing(f"'{argv[0]}' is not installed or not on PATH",
-                              f"install {argv[0]}") from None
+                              f"install {argv[0]}") from exc
         if track:
             with self._lock:
                 self._live.add(proc)

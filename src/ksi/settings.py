@@ -1,7 +1,7 @@
 """Settings: defaults < site file < user file < KSI_* environment < command-line flags.
 
-OPTIONS is the one table: the frozen, typed `Settings` class is generated from it, and every
-value remembers where it came from (`ksi config` prints it)."""
+The frozen, typed `Settings` class is the one option table (OPTIONS lists its fields with their
+help and choices), and every value remembers where it came from (`ksi config` prints it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, cast
+from typing import Any, Callable, Mapping, NamedTuple
 
 from ksi.errors import Exit, KsiError
 
@@ -55,68 +55,108 @@ class PortRange(NamedTuple):
         return self.lo, self.hi
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("provider", "nerdctl", str, "container runtime for kind: nerdctl, podman, docker "
-           "or auto (validated by the provider registry)"),
-    Option("image", "", str, "kind node image (empty: kind's default)"),
-    Option("systemd_scope", False, bool, "wrap kind in 'systemd-run --user --scope'"),
-    Option("state_dir", "", str, "private node-local state (default $XDG_RUNTIME_DIR/ksi or "
-           "/tmp/ksi-$UID)"),
-    Option("lock_dir", "/tmp/ksi-locks", str, "host-wide port reservation directory (1777)"),
-    Option("port_range", PortRange(30000, 32767), PortRange, "range for K8S_PORT and Liqo's "
-           "gateway port"),
-    Option("api_port_range", PortRange(41000, 41999), PortRange, "range for the API server "
-           "host port"),
-    Option("api_address", "", str, "API server address (default 127.0.0.1 on one node, the "
-           "node's address when federating)"),
-    Option("create_retries", 2, int, "retries of 'kind create' on the node start-up failure"),
-    Option("create_timeout", 600.0, float, "seconds for one 'kind create cluster'"),
-    Option("ready_timeout", 300.0, float, "seconds for the nodes to become Ready"),
-    Option("token_duration", 86400, int, "token lifetime in seconds without a Slurm time limit"),
-    Option("token_margin", 600, int, "seconds added to the job's remaining time for the token"),
-    Option("teardown_margin", 60, int, "seconds before the time limit at which KSI tears down"),
-    Option("workload_grace", 15.0, float, "seconds between forwarding SIGTERM and SIGKILL"),
-    Option("kind_config", "", str, "YAML fragment merged into the rendered kind config"),
-    Option("log_dir", "", str, "where cluster logs go on failure (default ./ksi-logs)"),
-    Option("report", "", str, "run report path (default ./ksi-report-JOB-STEP-NODE.json)"),
-    Option("pod_subnet_pool", "10.100.0.0/14", str, "pool of per-node pod subnets (/20 each)"),
-    Option("service_subnet_pool", "10.104.0.0/14", str, "pool of per-node service subnets"),
-    Option("peer_concurrency", 8, int, "Liqo peerings run at once by the head (8 at once "
-           "were verified on real Liqo 1.0.1)"),
-    Option("federate", "auto", str, "Liqo: auto (when the step has several nodes) or always "
-           "(also on one node, so a multi-node workload runs unchanged)", ("auto", "always")),
-    Option("liqo_version", "v1.0.1", str, "Liqo release liqoctl installs (--version)"),
-    Option("liqo_chart", "", str, "local Liqo Helm chart directory (offline nodes; "
-           "liqoctl install --local-chart-path)"),
-    Option("liqo_networking", True, bool, "Liqo's networking module (WireGuard + Geneve); "
-           "off: virtual nodes and offloading, but no pod traffic between the nodes"),
-    Option("liqo_set", "", str, "comma list of extra KEY=VALUE chart values for liqoctl "
-           "install (--set)"),
-    Option("rendezvous_timeout", 900.0, float, "seconds to wait for the other nodes"),
-    Option("heartbeat_interval", 5.0, float, "seconds between multi-node heartbeats"),
-    Option("heartbeat_timeout", 30.0, float, "seconds without heartbeat before a node is dead"),
-    Option("shared_check_timeout", 30.0, float, "seconds the nodes wait for each other in the "
-           "shared directory before calling it not shared"),
-    Option("runtime_mode", "user", str, "where the runtime runs", ("user", "job")),
-    Option("image_archive_dir", "", str, "directory of image archives (offline node images)"),
-    Option("image_archive", "", str, "node image archive, loaded when the runtime lacks the "
-           "image (its image is used when 'image' is empty)"),
-    Option("preload", "", str, "comma list of image archives loaded into each new cluster"),
-    Option("registry_mirrors", "", str, "comma list of registry=mirror-url for containerd"),
-    Option("bypass4netns", "auto", str, "bypass4netns for nerdctl nodes", ("auto", "on", "off")),
-    Option("gc_on_start", True, bool, "remove this user's leftovers of ended jobs on start"),
-    Option("registry_dir", "", str, "shared directory (all nodes) where each run registers "
-           "its cluster for 'ksi ls --all-nodes' (empty: off)"),
-    Option("poll_interval", 1.0, float, "seconds between status polls (manifests)"),
-    Option("gpus", "auto", str, "GPUs for the node containers: auto (the job's GPUs, when "
-           "there are any), none, or required (fail without GPUs)",
-           ("auto", "none", "required")),
-    Option("image_pull_timeout", 300.0, float, "seconds a manifest run's image pull may keep "
-           "failing (ErrImagePull, ImagePullBackOff) before the run fails"),
-    Option("logs", "follow", str, "manifest runs: the pods' logs live, at the end, or not",
-           ("follow", "end", "none")),
-)
+def _opt(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """One option: its default, its help (`ksi config`) and its allowed values."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings. This class is the one option table: one typed, frozen field per
+    option, with its default, help and choices (OPTIONS lists them); each value remembers
+    where it came from (`origins`)."""
+
+    provider: str = _opt("nerdctl", "container runtime for kind: nerdctl, podman, docker or auto "
+                         "(validated by the provider registry)")
+    image: str = _opt("", "kind node image (empty: kind's default)")
+    systemd_scope: bool = _opt(False, "wrap kind in 'systemd-run --user --scope'")
+    state_dir: str = _opt("", "private node-local state (default $XDG_RUNTIME_DIR/ksi or "
+                          "/tmp/ksi-$UID)")
+    lock_dir: str = _opt("/tmp/ksi-locks", "host-wide port reservation directory (1777)")
+    port_range: PortRange = _opt(PortRange(30000, 32767), "range for K8S_PORT and Liqo's gateway "
+                                 "port")
+    api_port_range: PortRange = _opt(PortRange(41000, 41999), "range for the API server host port")
+    api_address: str = _opt("", "API server address (default 127.0.0.1 on one node, the node's "
+                            "address when federating)")
+    create_retries: int = _opt(2, "retries of 'kind create' on the node start-up failure")
+    create_timeout: float = _opt(600.0, "seconds for one 'kind create cluster'")
+    ready_timeout: float = _opt(300.0, "seconds for the nodes to become Ready")
+    token_duration: int = _opt(86400, "token lifetime in seconds without a Slurm time limit")
+    token_margin: int = _opt(600, "seconds added to the job's remaining time for the token")
+    teardown_margin: int = _opt(60, "seconds before the time limit at which KSI tears down")
+    workload_grace: float = _opt(15.0, "seconds between forwarding SIGTERM and SIGKILL")
+    kind_config: str = _opt("", "YAML fragment merged into the rendered kind config")
+    log_dir: str = _opt("", "where cluster logs go on failure (default ./ksi-logs)")
+    report: str = _opt("", "run report path (default ./ksi-report-JOB-STEP-NODE.json)")
+    pod_subnet_pool: str = _opt("10.100.0.0/14", "pool of per-node pod subnets (/20 each)")
+    service_subnet_pool: str = _opt("10.104.0.0/14", "pool of per-node service subnets")
+    peer_concurrency: int = _opt(8, "Liqo peerings run at once by the head (8 at once were "
+                                 "verified on real Liqo 1.0.1)")
+    federate: str = _opt("auto", "Liqo: auto (when the step has several nodes) or always (also on "
+                         "one node, so a multi-node workload runs unchanged)", ("auto", "always"))
+    liqo_version: str = _opt("v1.0.1", "Liqo release liqoctl installs (--version)")
+    liqo_chart: str = _opt("", "local Liqo Helm chart directory (offline nodes; liqoctl install "
+                           "--local-chart-path)")
+    liqo_networking: bool = _opt(True, "Liqo's networking module (WireGuard + Geneve); off: "
+                                 "virtual nodes and offloading, but no pod traffic between the "
+                                 "nodes")
+    liqo_set: str = _opt("", "comma list of extra KEY=VALUE chart values for liqoctl install "
+                         "(--set)")
+    rendezvous_timeout: float = _opt(900.0, "seconds to wait for the other nodes")
+    heartbeat_interval: float = _opt(5.0, "seconds between multi-node heartbeats")
+    heartbeat_timeout: float = _opt(30.0, "seconds without heartbeat before a node is dead")
+    shared_check_timeout: float = _opt(30.0, "seconds the nodes wait for each other in the shared "
+                                       "directory before calling it not shared")
+    runtime_mode: str = _opt("user", "where the runtime runs", ("user", "job"))
+    image_archive_dir: str = _opt("", "directory of image archives (offline node images)")
+    image_archive: str = _opt("", "node image archive, loaded when the runtime lacks the image "
+                              "(its image is used when 'image' is empty)")
+    preload: str = _opt("", "comma list of image archives loaded into each new cluster")
+    registry_mirrors: str = _opt("", "comma list of registry=mirror-url for containerd")
+    bypass4netns: str = _opt("auto", "bypass4netns for nerdctl nodes", ("auto", "on", "off"))
+    gc_on_start: bool = _opt(True, "remove this user's leftovers of ended jobs on start")
+    registry_dir: str = _opt("", "shared directory (all nodes) where each run registers its "
+                             "cluster for 'ksi ls --all-nodes' (empty: off)")
+    poll_interval: float = _opt(1.0, "seconds between status polls (manifests)")
+    gpus: str = _opt("auto", "GPUs for the node containers: auto (the job's GPUs, when there are "
+                     "any), none, or required (fail without GPUs)", ("auto", "none", "required"))
+    image_pull_timeout: float = _opt(300.0, "seconds a manifest run's image pull may keep failing "
+                                     "(ErrImagePull, ImagePullBackOff) before the run fails")
+    logs: str = _opt("follow", "manifest runs: the pods' logs live, at the end, or not",
+                     ("follow", "end", "none"))
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        origins = {o.name: "default" for o in OPTIONS}
+        origins.update(self.origins)
+        object.__setattr__(self, "origins", MappingProxyType(origins))
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every option at its default, origin "default"."""
+        return cls()
+
+    def replace(self, *, origin: str = "replace", **changes: Any) -> Settings:
+        """A copy with changes, each converted and checked as a config file's value is."""
+        values = {o.name: getattr(self, o.name) for o in OPTIONS}
+        origins = dict(self.origins)
+        for name, value in changes.items():
+            values[name] = _convert(_option(name, origin), value, origin)
+            origins[name] = origin
+        return type(self)(**values, origins=origins)
+
+    def table(self) -> list[tuple[str, Any, str]]:
+        """(name, value as written in a config file, origin) in OPTIONS order."""
+        return [(o.name, shown(getattr(self, o.name)), self.origins.get(o.name, "default"))
+                for o in OPTIONS]
+
+
+_KINDS = {k.__name__: k for k in (str, bool, int, float, PortRange)}
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(f.name, f.default, _KINDS[str(f.type)], f.metadata["help"], f.metadata["choices"])
+    for f in dataclasses.fields(Settings) if f.name != "origins")
 BY_NAME = {o.name: o for o in OPTIONS}
+
 
 
 def _convert(opt: Option, value: Any, origin: str) -> Any:
@@ -145,10 +185,10 @@ def _convert(opt: Option, value: Any, origin: str) -> Any:
     except (TypeError, ValueError) as exc:
         if opt.kind is PortRange:
             raise KsiError(f"{origin}: {exc}", "write it as LOW-HIGH",
-                           code=Exit.CONFIG_INVALID) from None
+                           code=Exit.CONFIG_INVALID) from exc
         raise KsiError(f"{origin}: {opt.name}={value!r} is invalid ({exc})",
                        f"set {opt.name} to a {opt.kind.__name__}", code=Exit.CONFIG_INVALID
-                       ) from None
+                       ) from exc
     if opt.choices and out not in opt.choices:
         raise KsiError(f"{origin}: {opt.name}={out!r} is not one of {', '.join(opt.choices)}",
                        f"choose one of: {', '.join(opt.choices)}", code=Exit.CONFIG_INVALID)
@@ -165,10 +205,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except OSError as exc:
         raise KsiError(f"cannot read config file {path}: {exc.strerror}",
-                       f"fix the permissions of {path}", code=Exit.CONFIG_INVALID) from None
+                       f"fix the permissions of {path}", code=Exit.CONFIG_INVALID) from exc
     except tomllib.TOMLDecodeError as exc:
         raise KsiError(f"config file {path} is not valid TOML: {exc}",
-                       f"correct the syntax in {path}", code=Exit.CONFIG_INVALID) from None
+                       f"correct the syntax in {path}", code=Exit.CONFIG_INVALID) from exc
     section = data.get("ksi", data)
     if not isinstance(section, dict):
         raise KsiError(f"config file {path}: [ksi] must be a table", f"fix {path}",
@@ -190,52 +230,6 @@ def shown(value: Any) -> Any:
     return str(value) if isinstance(value, PortRange) else value
 
 
-class _SettingsMethods:
-    """What every Settings has besides its fields (which are generated from OPTIONS)."""
-
-    origins: Mapping[str, str]
-
-    def __post_init__(self) -> None:
-        origins = {o.name: "default" for o in OPTIONS}
-        origins.update(self.origins)
-        object.__setattr__(self, "origins", MappingProxyType(origins))
-
-    @classmethod
-    def defaults(cls) -> Settings:
-        """Every option at its default, origin "default"."""
-        return cast("Settings", cls())
-
-    def replace(self, *, origin: str = "replace", **changes: Any) -> Settings:
-        """A copy with changes, each converted and checked as a config file's value is."""
-        values = {o.name: getattr(self, o.name) for o in OPTIONS}
-        origins = dict(self.origins)
-        for name, value in changes.items():
-            values[name] = _convert(_option(name, origin), value, origin)
-            origins[name] = origin
-        return cast("Settings", type(self)(**values, origins=origins))
-
-    def table(self) -> list[tuple[str, Any, str]]:
-        """(name, value as written in a config file, origin) in OPTIONS order."""
-        return [(o.name, shown(getattr(self, o.name)), self.origins.get(o.name, "default"))
-                for o in OPTIONS]
-
-
-if TYPE_CHECKING:
-    class Settings(_SettingsMethods):
-        """Effective settings (typed fields generated from OPTIONS at run time)."""
-
-        def __init__(self, **values: Any) -> None: ...
-
-        def __getattr__(self, name: str) -> Any: ...
-else:
-    Settings = dataclasses.make_dataclass(
-        "Settings",
-        [*((o.name, o.kind, field(default=o.default)) for o in OPTIONS),
-         ("origins", Mapping[str, str], field(default_factory=dict, compare=False,
-                                              repr=False))],
-        bases=(_SettingsMethods,), frozen=True)
-    Settings.__module__ = __name__
-    Settings.__doc__ = "Effective settings: one typed, frozen field per option of OPTIONS."
 
 
 def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,

@@ -93,7 +93,7 @@ def api_server(kubeconfig: Path, context: str) -> str:
     except (OSError, yaml.YAMLError) as exc:
         raise KsiError(f"cannot read the cluster's kubeconfig {kubeconfig}: {exc}",
                        "report this; the cluster was created but its kubeconfig is unusable",
-                       code=Exit.ACCESS_FAILED) from None
+                       code=Exit.ACCESS_FAILED) from exc
     contexts = {c.get("name"): c.get("context", {}) for c in data.get("contexts") or []}
     clusters = {c.get("name"): c.get("cluster", {}) for c in data.get("clusters") or []}
     ctx = contexts.get(context)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ksi.errors import Exit, KsiError
 
 if TYPE_CHECKING:
+    from ksi.provision.providers import Provider
     from ksi.runner import Runner
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -82,6 +83,13 @@ class Context:
     def release(self) -> str:
         """The kernel release (osrelease under the root, else this kernel's)."""
         return (self.read("/proc/sys/kernel/osrelease") or "").strip() or os.uname().release
+
+    def runtime(self) -> Optional[Provider]:
+        """The provider of the runtime checked (None for a name KSI does not know)."""
+        from ksi.provision.providers import PROVIDERS
+
+        cls = PROVIDERS.get(self.provider)
+        return cls(self.runner) if cls is not None else None
 
     def contrib(self, rel: str) -> str:
         """Where a contrib/ file is: the source tree's copy, else its path in the source."""

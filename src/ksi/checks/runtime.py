@@ -3,15 +3,13 @@ ports, the job-scoped runtime, where running node containers are, the Slurm epil
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 from pathlib import Path
 
 from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, linger
-from ksi.checks.tools import tool_output
-from ksi.errors import Exit, last_line
+from ksi.errors import CommandFailed, Exit, KsiError, ToolMissing, last_line
 
 HOOK = "site-hooks/ksi-delegate-cgroup"
 EPILOG = "slurm/ksi-epilog.sh"
@@ -22,25 +20,18 @@ SLURM_CONFS = ("/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf",
 
 def check_daemon(ctx: Context) -> Check:
     binary = ctx.provider
-    if not ctx.runner.which(binary, ctx.environ):
+    provider = ctx.runtime()
+    if provider is None or not ctx.runner.which(binary, ctx.environ):
         return Check("runtime reachable", SKIP, f"'{binary}' not found")
-    argv = [binary, "info", "--format", "json" if binary == "podman" else "{{json .}}"]
-    rc, out, err = tool_output(ctx, argv)
-    if rc != 0:
-        from ksi.provision import providers
-
-        fix = providers.PROVIDERS[binary].daemon_fix if binary in providers.PROVIDERS else ""
-        return Check("runtime reachable", FAIL, f"'{binary} info' failed: "
-                     f"{last_line(err) or last_line(out) or f'exit {rc}'}", fix,
-                     int(Exit.RUNTIME_UNAVAILABLE))
     try:
-        info = json.loads(out)
-    except ValueError:
+        rootless = provider.info(timeout=30).rootless
+    except (CommandFailed, ToolMissing) as exc:   # exits non-zero, times out, cannot run
+        said = last_line(exc.stderr) or last_line(exc.stdout) \
+            if isinstance(exc, CommandFailed) else ""
+        return Check("runtime reachable", FAIL, f"'{binary} info' failed: {said or exc.cause}",
+                     provider.daemon_fix, int(Exit.RUNTIME_UNAVAILABLE))
+    except KsiError:  # it answered, but not with JSON
         return Check("runtime reachable", PASS, f"{binary} answers (info not JSON)")
-    if binary == "podman":
-        rootless = bool(info.get("host", {}).get("security", {}).get("rootless"))
-    else:
-        rootless = any("rootless" in str(s) for s in info.get("SecurityOptions") or [])
     if not rootless and ctx.uid != 0:
         return Check("runtime reachable", WARN, f"{binary} answers but is not rootless",
                      "use the rootless daemon (containerd-rootless-setuptool.sh install)")
@@ -164,21 +155,24 @@ def check_node_cgroups(ctx: Context) -> Check:
     """Where the node containers of your running clusters are, and which limits apply."""
     from ksi.runtime import cgroups
 
-    code, out, err = tool_output(
-        ctx, [ctx.provider, "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format",
-              "{{.Names}}"])
-    if code != 0:
-        return Check("node containers", SKIP, f"cannot list containers ({err.strip()[-120:]})")
-    names = [n for n in out.split() if n]
+    provider = ctx.runtime()
+    if provider is None:
+        return Check("node containers", SKIP, f"cannot list containers (unknown runtime "
+                     f"{ctx.provider!r})")
+    try:
+        names = [name for name, _ in provider.all_kind_containers(running=True)]
+    except KsiError as exc:
+        text = exc.stderr if isinstance(exc, CommandFailed) and exc.stderr else exc.cause
+        return Check("node containers", SKIP, f"cannot list containers ({text.strip()[-120:]})")
     if not names:
         return Check("node containers", SKIP, "no kind node container running")
     parts = []
     for name in names:
-        c, pid, _ = tool_output(ctx, [ctx.provider, "inspect", "-f", "{{.State.Pid}}", name])
-        if c != 0 or not pid.strip().isdigit():
+        pid = provider.container_pid(name)
+        if pid is None:
             parts.append(f"{name}: pid unknown")
             continue
-        d = cgroups.describe(pid.strip(), proc_root=str(ctx.path("/proc")),
+        d = cgroups.describe(pid, proc_root=str(ctx.path("/proc")),
                              cgroup_root=str(ctx.path("/sys/fs/cgroup")))
         limits = ", ".join(f"{k}={v['value']}" for k, v in sorted(d["limits"].items()))
         parts.append(f"{name}: {d['placement']} ({d['cgroup']}; {limits or 'no limits'})")

@@ -4,7 +4,7 @@ enough. `cheap_checks` is the subset a run does first (one exec of kind)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ksi.checks.model import FAIL, PASS, SKIP, WARN, Check, Context, fmt_version, parse_version
 from ksi.errors import Exit, KsiError
@@ -42,9 +42,12 @@ def resolve_provider(runner: Runner, name: str, environ: dict[str, str]) -> Opti
     """The provider 'auto' stands for (the first runtime on PATH; None: none), or name."""
     if name != "auto":
         return name
-    from ksi.provision.providers import AUTO_ORDER
+    from ksi.provision.providers import resolve
 
-    return next((c for c in AUTO_ORDER if runner.which(c, environ)), None)
+    try:
+        return resolve(name, lambda binary: runner.which(binary, environ))
+    except KsiError:
+        return None
 
 
 def check_present(ctx: Context, binary: str, fix: str, *, name: str = "",
@@ -62,18 +65,20 @@ def check_present(ctx: Context, binary: str, fix: str, *, name: str = "",
 
 
 def check_version(ctx: Context, name: str, argv: list[str], minimum: Optional[tuple[int, ...]],
-                  fix: str, *, why: str = "", pick: Optional[Callable[[str], str]] = None
-                  ) -> Check:
+                  fix: str, *, why: str = "") -> Check:
     if not ctx.runner.which(argv[0], ctx.environ):
         return Check(name, SKIP, f"'{argv[0]}' not found")
     rc, out, err = tool_output(ctx, argv)
-    text = out if rc == 0 else out + err
-    if pick is not None:
-        text = pick(text)
+    return version_check(name, out if rc == 0 else out + err, minimum, fix, why=why,
+                         source=f"'{' '.join(argv)}' (exit {rc})")
+
+
+def version_check(name: str, text: str, minimum: Optional[tuple[int, ...]], fix: str, *,
+                  why: str = "", source: str) -> Check:
+    """The version in text against minimum (source: where text came from)."""
     v = parse_version(text)
     if v is None:
-        return Check(name, WARN, f"could not read the version from '{' '.join(argv)}'"
-                     f" (exit {rc})", fix)
+        return Check(name, WARN, f"could not read the version from {source}", fix)
     tool = name.removesuffix(" version")
     if minimum and v < minimum:
         return Check(name, FAIL, f"{tool} {fmt_version(v)} is older than "
@@ -101,32 +106,26 @@ def check_provider(ctx: Context, fix: str) -> Check:
                          admin=(INSTALL_PODMAN,) if binary == "podman" else ())
 
 
-def _containerd_part(text: str) -> str:
-    """The containerd section of `nerdctl version`."""
-    i = text.find("containerd")
-    return text[i:] if i >= 0 else ""
-
-
-def _nerdctl_client_part(text: str) -> str:
-    i = text.find("Server:")
-    return text[:i] if i >= 0 else text
-
-
 def runtime_versions(ctx: Context) -> list[Check]:
-    """nerdctl and containerd, or podman, new enough for kind."""
-    if ctx.provider == "nerdctl":
-        c = check_version(ctx, "containerd version", ["nerdctl", "version"],
-                          MIN_CONTAINERD, "install containerd >= 1.7 (nerdctl-full)",
-                          why="kind needs containerd >= 1.7", pick=_containerd_part)
-        if c.status == WARN:  # no server part: the daemon is down (reported elsewhere)
-            c = Check("containerd version", SKIP, "containerd not reachable")
-        return [check_version(ctx, "nerdctl version", ["nerdctl", "version"], MIN_NERDCTL,
-                              "install nerdctl >= 1.7 (nerdctl-full)",
-                              why="kind needs nerdctl >= 1.7", pick=_nerdctl_client_part), c]
+    """nerdctl and containerd, or podman, new enough for kind (`version --format json`)."""
+    provider = ctx.runtime()
+    if ctx.provider not in ("nerdctl", "podman") or provider is None:
+        return []
+    v = provider.versions(timeout=30)
+    source = f"'{ctx.provider} version --format json'"
+    client = v.client if v is not None else ""
     if ctx.provider == "podman":
-        return [check_version(ctx, "podman version", ["podman", "--version"], MIN_PODMAN,
-                              "install podman >= 4")]
-    return []
+        return [version_check("podman version", client, MIN_PODMAN, "install podman >= 4",
+                              source=source)]
+    nerdctl = version_check("nerdctl version", client, MIN_NERDCTL,
+                            "install nerdctl >= 1.7 (nerdctl-full)",
+                            why="kind needs nerdctl >= 1.7", source=source)
+    containerd = v.server.get("containerd", "") if v is not None else ""
+    if not containerd:  # no server part: the daemon is down (reported elsewhere)
+        return [nerdctl, Check("containerd version", SKIP, "containerd not reachable")]
+    return [nerdctl, version_check("containerd version", containerd, MIN_CONTAINERD,
+                                   "install containerd >= 1.7 (nerdctl-full)",
+                                   why="kind needs containerd >= 1.7", source=source)]
 
 
 def tool_checks(ctx: Context) -> list[Check]:
@@ -170,12 +169,16 @@ def cheap_checks(runner: Runner, provider: str, *, environ: Optional[dict[str, s
     """What `ksi run` checks first: the tools are there and new enough (one exec of kind)."""
     import os
 
+    from ksi.provision.providers import resolve
+
     env = dict(os.environ if environ is None else environ)
-    resolved = resolve_provider(runner, provider, env)
-    if resolved is None:
-        return [Check("provider", FAIL, "no container runtime found (looked for nerdctl, "
-                      "podman, docker)", "install rootless nerdctl or podman, or load its "
-                      "module (see 'ksi doctor')", int(Exit.PROVIDER_MISSING))]
+    if provider == "auto":
+        try:
+            resolved = resolve(provider, lambda binary: runner.which(binary, env))
+        except KsiError as exc:
+            return [Check("provider", FAIL, exc.cause, exc.fix, int(exc.code))]
+    else:
+        resolved = provider
     ctx = Context(runner=runner, provider=resolved, environ=env)
     return [check_provider(ctx, f"install {resolved} (or load its module), or pick another "
                                 "--provider"),

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from ksi.settings import Settings
 
 
-def load_settings(flags: Optional[dict[str, Any]] = None) -> Settings:
+def load_settings(flags: Optional[dict[str, Any]] = None, *, verbose: bool = False
+                  ) -> Settings:
     """Effective settings; a config error ends the command with its one line (exit 77)."""
     from ksi import settings
     from ksi.errors import KsiError
@@ -22,11 +23,17 @@ def load_settings(flags: Optional[dict[str, Any]] = None) -> Settings:
     try:
         return settings.load(flags or {})
     except KsiError as exc:
-        die(exc)
+        die(exc, verbose=verbose)
 
 
-def die(exc: KsiError) -> NoReturn:
-    """End the command with the error's one line and its exit code."""
+def die(exc: KsiError, *, verbose: bool = False) -> NoReturn:
+    """End the command with the error's one line and its exit code (verbose: first what it
+    was raised from)."""
+    from ksi.runner import mask
+
+    why = exc.caused_by() if verbose else ""
+    if why:
+        click.echo(mask(f"ksi: {why}"), err=True)
     click.echo(exc.line(), err=True)
     sys.exit(int(exc.code))
 

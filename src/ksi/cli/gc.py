@@ -46,7 +46,7 @@ def command(dry_run: bool, job: Optional[str], user: Optional[str], all_users: b
                    f"{user}", err=True)
         sys.exit(int(Exit.USAGE))
     flags = {"provider": provider} if provider else {}
-    s = load_settings(flags)
+    s = load_settings(flags, verbose=verbose)
     actions, problems = g.collect(s, runner(), dict(os.environ), dry_run=dry_run, job=job)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "actions": [a.as_dict() for a in actions],

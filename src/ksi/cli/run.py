@@ -1,13 +1,20 @@
-"""`ksi run`: create a cluster, run the workload in it, delete it (ksi.lifecycle)."""
+"""`ksi run`: create a cluster, run the workload in it, delete it: the one list of steps
+(ksi.federate.steps.run_steps: a node's steps with the federation's), executed by
+ksi.run.step.execute."""
 
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from ksi.cli.common import console, runner
+
+if TYPE_CHECKING:
+    from ksi.output import Console
+    from ksi.run.options import RunOptions
+    from ksi.runner import Runner
 
 PROVIDERS = ("nerdctl", "podman", "docker", "auto")   # ksi.provision.providers.CHOICES
 
@@ -57,8 +64,7 @@ def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[
 
     Usage: ksi run WORKLOAD [SHARED_DIR] or ksi run MANIFEST.yaml [MORE.yaml ...] [SCRIPT].
     """
-    from ksi.lifecycle import RunOptions
-    from ksi.lifecycle import run as do_run
+    from ksi.run.options import RunOptions
 
     if not workload:
         raise click.UsageError("missing WORKLOAD (a workload script or manifest files)")
@@ -71,7 +77,16 @@ def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[
              "gpus": gpus}
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)
-    sys.exit(do_run(opts, console(verbose), runner()))
+    sys.exit(run(opts, console(verbose), runner()))
+
+
+def run(opts: RunOptions, console: Console, runner: Runner) -> int:
+    """The whole run (or, with --dry-run, its plan and commands); the exit code."""
+    from ksi.federate.steps import run_steps
+    from ksi.run.context import RunContext
+    from ksi.run.step import execute
+
+    return execute(RunContext(opts, console, runner), run_steps())
 
 
 def split_args(first: str, extra: tuple[str, ...]) -> tuple[Optional[str], Optional[str],

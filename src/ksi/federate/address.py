@@ -47,10 +47,10 @@ def node_address(configured: str, hostname: str, nodes: Sequence[str]) -> str:
     if configured:
         try:
             ipaddress.IPv4Address(configured)
-        except ValueError:
+        except ValueError as exc:
             raise KsiError(f"api_address {configured!r} is not an IPv4 address",
                            "set api_address (KSI_API_ADDRESS) to this node's IP address, or "
-                           "unset it to let KSI find it", code=Exit.CONFIG_INVALID) from None
+                           "unset it to let KSI find it", code=Exit.CONFIG_INVALID) from exc
         return configured
     me = hostname.split(".", maxsplit=1)[0]
     for other in nodes:
@@ -84,25 +84,3 @@ def lan_cidr(address: str, runner: Runner) -> str:
                 return str(ipaddress.ip_network(f"{address}/{a['prefixlen']}", strict=False))
     return f"{address}/32"
 
-
-def runtime_network(binary: str, runner: Runner, network: str = "kind") -> list[str]:
-    """IPv4 subnets of the runtime's kind network (Liqo must not use them)."""
-    try:
-        res = runner.run([binary, "network", "inspect", network], timeout=30, check=False)
-        data = json.loads(res.stdout) if res.returncode == 0 else []
-    except (KsiError, ValueError):
-        return []
-    out = []
-    for net in data if isinstance(data, list) else [data]:
-        if not isinstance(net, dict):
-            continue
-        configs = (net.get("IPAM") or {}).get("Config") or []
-        configs += net.get("subnets") or []            # podman's format
-        for c in configs:
-            sub = c.get("Subnet") or c.get("subnet")
-            try:
-                if sub and ipaddress.ip_network(sub, strict=False).version == 4:
-                    out.append(str(ipaddress.ip_network(sub, strict=False)))
-            except ValueError:
-                continue
-    return out

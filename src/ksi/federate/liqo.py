@@ -1,4 +1,4 @@
-"""liqoctl v1.0 for one cluster (its private kubeconfig): install, peer, info, unpeer.
+"""liqoctl v1.0 for one cluster (its private kubeconfig): install, peer, info.
 
 The flags follow /work/shared/notes/liqo-peering.md (read from liqotech/liqo v1.0.1)."""
 
@@ -158,9 +158,9 @@ class Liqo:
         try:
             obj = json.loads(res.stdout)
             obj.setdefault("spec", {}).setdefault("resources", {}).update(resources)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError) as exc:
             raise KsiError("liqoctl create resourceslice -o json printed no ResourceSlice",
-                           "report this", code=Exit.PEER_FAILED) from None
+                           "report this", code=Exit.PEER_FAILED) from exc
         return json.dumps(obj)
 
     def info(self) -> dict[str, Any]:
@@ -168,15 +168,10 @@ class Liqo:
                               what="liqoctl info", code=Exit.PEER_FAILED)
         try:
             data = json.loads(res.stdout)
-        except ValueError:
+        except ValueError as exc:
             raise KsiError("liqoctl info -o json printed no JSON", "report this",
-                           code=Exit.PEER_FAILED) from None
+                           code=Exit.PEER_FAILED) from exc
         return data if isinstance(data, dict) else {}
-
-    def unpeer(self, remote_kubeconfig: Path, timeout: float = 120) -> None:
-        self.runner.run(self._argv("unpeer", "--remote-kubeconfig", str(remote_kubeconfig),
-                                   "--skip-confirm"),
-                        timeout=timeout + 30, what="liqoctl unpeer", code=Exit.PEER_FAILED)
 
 
 def peer_health(info: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 from ksi.errors import Exit, KsiError
-from ksi.federate import address, subnets
+from ksi.federate import subnets
 from ksi.federate.liqo import REMOTE_ID_LABEL, VIRTUAL_NODE_LABEL, Liqo, unhealthy
 from ksi.federate.placement import and_list, as_int, unique
 from ksi.federate.rendezvous import SHORT_POLL, backoff, node_name, wait_for
@@ -78,7 +78,7 @@ class LiqoInstall:
 def reserved_subnets(fed: Federation, ctx: RunContext) -> list[str]:
     """What Liqo must not use: the node LAN and the runtime's kind network."""
     lan = [] if fed.lan.startswith("127.") else [fed.lan]
-    return unique([*lan, *address.runtime_network(ctx.provider.binary, ctx.runner)])
+    return unique([*lan, *ctx.provider.network_subnets("kind")])
 
 
 def wait_done(fed: Federation) -> dict:

@@ -212,10 +212,8 @@ class Federation:
         if err is None or err is self.abort_error:
             return
         self.publish_failure(err)
-        if name_node:  # the same error, its cause naming this node (a new one: no mutation)
-            outcome.error = KsiError(f"{self.name}: {err.cause}", err.fix, code=err.code,
-                                     detail=err.detail)
-            outcome.error.__cause__ = err
+        if name_node:  # the same error, its cause naming this node
+            outcome.error = err.restated(cause=f"{self.name}: {err.cause}")
 
     def publish_failure(self, err: KsiError) -> None:
         if self.jobdir is None or err is self.abort_error:

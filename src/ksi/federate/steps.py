@@ -129,13 +129,12 @@ class LiqoStart(FederatedStep):
         self.link.liqo.start(ctx)
 
     def describe(self, ctx: RunContext) -> list[list[str]]:
-        from ksi.federate import address
         from ksi.federate.liqo import Liqo, LiqoOptions
         from ksi.run.dryrun import Recorder
 
         p = ctx.the_plan
         rec = Recorder()
-        address.runtime_network(ctx.provider.binary, rec)
+        ctx.tools(rec)[0].network_subnets("kind")
         options = LiqoOptions.from_settings(p.settings)
         liqo = Liqo(rec, p.kubeconfig, options=options)
         if p.settings.image_archive_dir and not options.version:

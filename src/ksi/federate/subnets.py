@@ -30,7 +30,7 @@ def _net(text: str, what: str) -> ipaddress.IPv4Network:
     except ValueError as exc:
         raise KsiError(f"{what} {text!r} is not a network address ({exc})",
                        f"set {what} to an IPv4 CIDR such as 10.100.0.0/14",
-                       code=Exit.CONFIG_INVALID) from None
+                       code=Exit.CONFIG_INVALID) from exc
     if not isinstance(net, ipaddress.IPv4Network):
         raise KsiError(f"{what} {text} is not IPv4", f"set {what} to an IPv4 CIDR",
                        code=Exit.CONFIG_INVALID)

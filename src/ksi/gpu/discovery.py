@@ -315,7 +315,7 @@ def run_nvidia_smi(runner: Runner, argv: Sequence[str] = QUERY_ARGV) -> str:
         res = runner.run(list(argv), timeout=60, check=False)
     except KsiError as exc:  # not installed / not executable / timed out
         raise GpuUnavailable(f"nvidia-smi cannot run in the job step: {exc.cause}",
-                             DRIVER_FIX) from None
+                             DRIVER_FIX) from exc
     text = res.stdout + res.stderr
     if "No devices were found" in text:
         return ""

@@ -36,11 +36,6 @@ class JobEnvironment(ABC):
     nodes: list[str]
 
     @property
-    def is_head(self) -> bool:
-        """The task that runs the workload in a multi-node job (node 0, first local task)."""
-        return self.node_id == 0 and self.local_id == 0
-
-    @property
     def is_slurm(self) -> bool:
         return self.kind == "slurm"
 

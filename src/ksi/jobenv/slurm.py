@@ -74,7 +74,6 @@ class SlurmEnvironment(JobEnvironment):
             nodelist = e.get("SLURMD_NODENAME", self.hostname)
         self.nodes = expand_nodelist(nodelist) or [self.hostname]
         self.node_name = e.get("SLURMD_NODENAME", self.hostname)
-        self.time_limit_env = e.get("SLURM_JOB_END_TIME", "")
 
     def time_left(self, runner: Runner) -> float | None:
         """Remaining wall time from squeue (None when unlimited or squeue is unavailable)."""

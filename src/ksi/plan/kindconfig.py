@@ -82,10 +82,10 @@ def load_fragment(path: str) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise KsiError(f"cannot read kind config fragment {path}: {exc.strerror}",
-                       "fix the kind_config setting", code=Exit.CONFIG_INVALID) from None
+                       "fix the kind_config setting", code=Exit.CONFIG_INVALID) from exc
     except yaml.YAMLError as exc:
         raise KsiError(f"kind config fragment {path} is not valid YAML: {exc}".splitlines()[0],
-                       f"correct {path}", code=Exit.CONFIG_INVALID) from None
+                       f"correct {path}", code=Exit.CONFIG_INVALID) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

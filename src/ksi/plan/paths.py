@@ -35,7 +35,7 @@ def ensure_private_dir(path: Path, *, code: Exit = Exit.STATE_UNSAFE,
     except FileExistsError:
         pass
     except OSError as exc:
-        raise KsiError(f"cannot create {path}: {exc.strerror}", fix, code=code) from None
+        raise KsiError(f"cannot create {path}: {exc.strerror}", fix, code=code) from exc
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise KsiError(f"{path} is not a directory (a symlink or file is in the way)",
@@ -65,8 +65,3 @@ def write_private(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     write_private(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    with path.open() as fh:
-        return json.load(fh)

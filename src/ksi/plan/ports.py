@@ -57,7 +57,7 @@ def ensure_lock_dir(path: Path) -> Path:
     except OSError as exc:
         raise KsiError(f"cannot create the port lock directory {path}: {exc.strerror}",
                        "set lock_dir (KSI_LOCK_DIR) to a node-local directory all users share",
-                       code=Exit.STATE_UNSAFE) from None
+                       code=Exit.STATE_UNSAFE) from exc
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise KsiError(f"port lock path {path} is not a directory", f"remove {path}",

@@ -133,12 +133,6 @@ class Kind:
             args += ["--image", image]
         return self.argv(*args)
 
-    def check_installed(self) -> None:
-        if not self.runner.which(self.binary):
-            raise KsiError("'kind' is not on PATH",
-                           "install kind >= 0.23 (a single binary) or load its module; "
-                           "see 'ksi doctor'", code=Exit.TOOL_MISSING)
-
     def create(self, name: str, config: Path, kubeconfig: Path, *, image: str = "",
                timeout: float = 600, retries: int = 2) -> int:
         """Create the cluster; retry kind's transient node start-up failure and its network
@@ -165,7 +159,7 @@ class Kind:
                     continue
                 if code == Exit.CLUSTER_NODE_START_FAILED:
                     cause += f" after {attempts} attempts"
-                raise KsiError(cause, fix, code=code, detail=exc.stderr) from None
+                raise KsiError(cause, fix, code=code, detail=exc.stderr) from exc
         raise AssertionError("unreachable")
 
     def delete(self, name: str, kubeconfig: Path | None, timeout: float = 180) -> None:

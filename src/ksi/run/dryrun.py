@@ -55,7 +55,7 @@ def print_plan(ctx: RunContext, steps: Sequence[Step], out: Optional[Any] = None
         cmds = commands(ctx, steps)   # the steps record their decisions (placement, ports)
         text = _header(ctx, cmds)
     except KsiError as exc:  # e.g. a setting only the federation reads
-        ctx.console.error(exc.line())
+        ctx.console.failed(exc)
         return int(exc.code)
     (out or sys.stdout).write(text)
     return 0

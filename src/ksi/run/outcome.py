@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ksi.errors import Exit, Interrupted, KsiError
 from ksi.signals import DEADLINE
@@ -23,7 +23,6 @@ class Outcome:
     error: Optional[KsiError] = None
     signal: Optional[int] = None
     problems: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
     step: str = ""           # the step that failed or was interrupted
 
     @property
@@ -61,11 +60,9 @@ def merge_teardown(outcome: Outcome, job_id: Optional[str]) -> Optional[str]:
         return None
     gc = f"run 'ksi gc --job {job_id}'" if job_id is not None else "run 'ksi gc'"
     what = "teardown incomplete: " + "; ".join(outcome.problems)
-    if outcome.error is not None:  # the same error, its fix extended (a new one: no mutation)
+    if outcome.error is not None:  # the same error, its fix extended
         err = outcome.error
-        outcome.error = KsiError(err.cause, f"{err.fix}; {what}: {gc}", code=err.code,
-                                 detail=err.detail)
-        outcome.error.__cause__ = err
+        outcome.error = err.restated(fix=f"{err.fix}; {what}: {gc}")
     elif outcome.code == 0:
         outcome.error = KsiError(what, gc, code=Exit.TEARDOWN_INCOMPLETE)
         outcome.code = Exit.TEARDOWN_INCOMPLETE
@@ -87,7 +84,7 @@ def finish(console: Console, runner: Runner, plan: Optional[Plan], outcome: Outc
         if path:
             console.info(f"run report: {path}")
     if outcome.error is not None:
-        console.error(outcome.error.line())
+        console.failed(outcome.error)
     else:
         console.info(f"done: exit {outcome.code} after {time.monotonic() - state.started:.1f}s")
     return int(outcome.code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from ksi.gpu.discovery import Discovery
@@ -32,3 +32,5 @@ class RunState:
     gpus: Optional[Discovery] = None           # the job's GPUs (step gpus), passed by UUID
     node_mounts: list[dict[str, str]] = field(default_factory=list)  # kind extraMounts (GPUs)
     gpus_lost: list[str] = field(default_factory=list)       # gone during the run (Xid)
+    # the runtime setup's record (mode, node image, network, cgroups), once teardown ran
+    runtime: Optional[dict[str, Any]] = None

@@ -157,4 +157,4 @@ def _teardown(ctx: RunContext, ran: list[Step], outcome: Outcome) -> None:
             ph["status"] = "incomplete"
             ph["detail"] = "; ".join(outcome.problems)
     if ctx.has_tools:  # runtime mode, images, network, cgroups
-        outcome.extra.update(ctx.rt.report())
+        ctx.state.runtime = ctx.rt.report()

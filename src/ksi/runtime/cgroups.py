@@ -68,11 +68,6 @@ def job_cgroup(proc_root: str = "/proc", pid: int | str = "self") -> Optional[st
     return job_of(path) if path else None
 
 
-def task_cgroup(proc_root: str = "/proc", pid: int | str = "self") -> Optional[str]:
-    """This process's own (leaf) cgroup v2 path."""
-    return container_cgroup(pid, proc_root)
-
-
 def is_within(path: str, ancestor: str) -> bool:
     if ancestor == "/":
         return True
@@ -147,8 +142,8 @@ def effective_limits(path: str, cgroup_root: str = CGROUP_ROOT) -> dict[str, dic
 
 
 def host_pid(ns_pid: int, ns_member: int, proc_root: str = "/proc") -> Optional[int]:
-    """Map a PID as seen inside a PID namespace (rootlesskit --pidns: what `nerdctl inspect
-    -f '{{.State.Pid}}'` prints) to the host PID, via NSpid in /proc/*/status.
+    """Map a PID as seen inside a PID namespace (rootlesskit --pidns: the State.Pid that
+    `nerdctl inspect` prints) to the host PID, via NSpid in /proc/*/status.
 
     ns_member is any host PID inside that namespace (rootlesskit's child_pid).
     """

@@ -5,7 +5,8 @@ per-run XDG_RUNTIME_DIR / XDG_DATA_HOME / XDG_CONFIG_HOME under a short node-loc
 directory /tmp/ksi-<job>.<step>, NERDCTL_TOML with cgroup_manager = "cgroupfs" and
 CONTAINERD_ROOTLESS_ROOTLESSKIT_FLAGS="--pidns --cgroupns --evacuate-cgroup2=ksi".
 podman (no daemon): a per-job CONTAINERS_CONF (cgroupfs, file events; the site's own
-containers.conf settings kept) and CONTAINERS_STORAGE_CONF with the storage under the job dir.
+containers.conf settings kept) and CONTAINERS_STORAGE_CONF with the storage under the job dir
+(those files: ksi.runtime.jobconf).
 
 `env()` is what kind, kubectl and the provider get. `stop()` tears everything down:
 SIGTERM rootlesskit, SIGKILL, cgroup.kill on the cgroups the runtime made, remove the dir.
@@ -13,7 +14,6 @@ SIGTERM rootlesskit, SIGKILL, cgroup.kill on the cgroups the runtime made, remov
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
 from ksi.errors import Exit, KsiError
 from ksi.procfs import ancestors, user_processes
-from ksi.runtime import cgroups
+from ksi.runtime import cgroups, jobconf
 
 if TYPE_CHECKING:
     import subprocess
@@ -42,61 +42,6 @@ STOP_GRACE = 20.0
 def job_dir(job_id: str, step_id: str, base: str = "/tmp") -> Path:
     """Short, node-local: unix socket paths below it must stay under 108 bytes."""
     return Path(base) / f"ksi-{job_id}.{step_id}"
-
-
-# ------------------------------------------------------------------ tiny TOML writer
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))  # a TOML basic string is a JSON string
-
-
-def dump_toml(data: Mapping[str, Any]) -> str:
-    """Enough TOML for containers.conf/storage.conf: scalars, lists, nested tables."""
-    lines: list[str] = []
-
-    def table(prefix: str, d: Mapping[str, Any]) -> None:
-        scalars = [(k, v) for k, v in d.items() if not isinstance(v, Mapping)]
-        subs = [(k, v) for k, v in d.items() if isinstance(v, Mapping)]
-        if prefix and scalars:
-            lines.append(f"[{prefix}]")
-        for k, v in scalars:
-            lines.append(f"{k} = {_toml_value(v)}")
-        if scalars:
-            lines.append("")
-        for k, v in subs:
-            table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", data)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _load_toml(path: str) -> dict[str, Any]:
-    try:
-        import tomllib  # type: ignore[import-not-found]  # novermin
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring CONTAINERS_CONF %s: %s", path, exc)
-        return {}
-
-
-def podman_conf(base_conf: Optional[str], tmp_dir: str) -> dict[str, Any]:
-    """The per-job containers.conf: the site's file (CONTAINERS_CONF) plus cgroupfs and a
-    private tmp_dir (exit files, locks; root podman would share /run/libpod otherwise)."""
-    conf = _load_toml(base_conf) if base_conf else {}
-    engine = conf.setdefault("engine", {})
-    engine["cgroup_manager"] = "cgroupfs"   # no systemd: containers stay in the job's cgroup
-    engine["events_logger"] = "file"
-    engine["tmp_dir"] = tmp_dir
-    return conf
 
 
 class JobRuntime:
@@ -161,43 +106,22 @@ class JobRuntime:
         """Create the 0700 directory tree and the config files (no process started)."""
         try:
             os.mkdir(self.dir, 0o700)
-        except FileExistsError:
+        except FileExistsError as exc:
             st = os.lstat(self.dir)
             if st.st_uid != os.getuid() or not os.path.isdir(self.dir) or \
                     os.path.islink(self.dir):
                 raise KsiError(f"{self.dir} exists and is not a private directory of yours",
                                f"remove {self.dir} (a leftover of an earlier step?)",
-                               code=Exit.STATE_UNSAFE) from None
+                               code=Exit.STATE_UNSAFE) from exc
             os.chmod(self.dir, 0o700)
         except OSError as exc:
             raise KsiError(f"cannot create {self.dir}: {exc.strerror}",
-                           "check /tmp on this node", code=Exit.STATE_UNSAFE) from None
+                           "check /tmp on this node", code=Exit.STATE_UNSAFE) from exc
         self.made = True
         for d in (self.run_dir, self.data_dir, self.cfg_dir):
             d.mkdir(mode=0o700, exist_ok=True)
-        if self.provider == "nerdctl":
-            (self.cfg_dir / "nerdctl").mkdir(mode=0o700, exist_ok=True)
-            Path(self.env()["NERDCTL_TOML"]).write_text(
-                "# written by KSI for this job step\ncgroup_manager = \"cgroupfs\"\n")
-        else:
-            (self.cfg_dir / "containers").mkdir(mode=0o700, exist_ok=True)
-            conf = podman_conf(self.environ.get("CONTAINERS_CONF"),
-                               str(self.run_dir / "libpod" / "tmp"))
-            Path(self.env()["CONTAINERS_CONF"]).write_text(
-                "# written by KSI for this job step\n" + dump_toml(conf))
-            storage = {"storage": {"driver": self._storage_driver(),
-                                   "graphroot": str(self.data_dir / "storage"),
-                                   "runroot": str(self.run_dir / "storage")}}
-            Path(self.env()["CONTAINERS_STORAGE_CONF"]).write_text(
-                "# written by KSI for this job step\n" + dump_toml(storage))
-
-    def _storage_driver(self) -> str:
-        base = self.environ.get("CONTAINERS_STORAGE_CONF")
-        if base:
-            drv = _load_toml(base).get("storage", {}).get("driver")
-            if drv:
-                return str(drv)
-        return "overlay" if os.getuid() == 0 else "vfs"
+        jobconf.write(self.provider, self.env(), run_dir=self.run_dir, data_dir=self.data_dir,
+                      environ=self.environ)
 
     def start(self, timeout: float = 60.0) -> None:
         """Prepare and, for nerdctl, start rootless containerd; check the runtime answers."""

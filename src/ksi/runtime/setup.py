@@ -168,12 +168,9 @@ class RuntimeSetup:
         except KsiError:
             names = []
         for name in names:
-            res = self.runner.run([self.provider.binary, "inspect", "-f", "{{.State.Pid}}",
-                                   name], timeout=30, check=False)
-            pid_text = res.stdout.strip()
-            if res.returncode != 0 or not pid_text.isdigit():
+            pid = self.provider.container_pid(name)
+            if pid is None:
                 continue
-            pid = int(pid_text)
             if self.job is not None and self.job.info.get("child_pid"):
                 mapped = cgroups.host_pid(pid, int(self.job.info["child_pid"]), proc_root)
                 pid = mapped or pid
@@ -201,4 +198,5 @@ class RuntimeSetup:
         log.warning("warning: %s", text)
 
     def report(self) -> dict[str, Any]:
-        return {"runtime": {**self.info, "warnings": list(self.warnings)}}
+        """The run report's "runtime" field."""
+        return {**self.info, "warnings": list(self.warnings)}

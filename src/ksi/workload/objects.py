@@ -79,7 +79,7 @@ def read_manifests(paths: list[Path]) -> Manifests:
         except (OSError, yaml.YAMLError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise KsiError(f"manifest {p} cannot be read: {first}", f"correct {p}",
-                           code=Exit.MANIFEST_FAILED) from None
+                           code=Exit.MANIFEST_FAILED) from exc
         for d in loaded:
             items = (d.get("items") or []) if isinstance(d, dict) and d.get("kind") == "List" \
                 else [d]

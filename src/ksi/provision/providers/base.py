@@ -1,12 +1,15 @@
 """What KSI needs from a container runtime, beyond what kind does with it.
 
 Every runtime flag KSI passes lives here or in the runtime's own module: `info` and `version`
-with JSON output, `ps` with `--format json`, parsed into typed records."""
+with JSON output, `ps` with `--format json`, `inspect` and `network inspect` (JSON by
+default), parsed into typed records. The run, `ksi doctor` and `ksi --version` all ask
+through these methods."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
 from ksi.errors import CommandFailed, CommandTimeout, Exit, KsiError
@@ -15,7 +18,6 @@ if TYPE_CHECKING:
     from ksi.runner import Runner
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # kind's node container label
-ROLE_LABEL = "io.x-k8s.kind.role"
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,6 @@ class RuntimeInfo:
     cgroup_version: int          # 1 or 2; 0 when the runtime does not say
     cgroup_manager: str          # "systemd" or "cgroupfs"; "" when not said
     version: str                 # the server's version ("" when not said)
-    storage_root: str            # podman's graphRoot, docker's DockerRootDir ("" for nerdctl)
-    storage_driver: str
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """The run report's fields."""
@@ -143,9 +142,7 @@ class Provider:
             rootless=any("name=rootless" in str(s) for s in data.get("SecurityOptions") or []),
             cgroup_version=cgroup_number(data.get("CgroupVersion")),
             cgroup_manager=str(data.get("CgroupDriver") or ""),
-            version=str(data.get("ServerVersion") or ""),
-            storage_root=str(data.get("DockerRootDir") or ""),
-            storage_driver=str(data.get("Driver") or ""), raw=data)
+            version=str(data.get("ServerVersion") or ""))
 
     def versions(self, *, timeout: float = 10) -> Optional[RuntimeVersion]:
         """`version --format json` (None when the runtime is missing or says nothing)."""
@@ -164,10 +161,11 @@ class Provider:
         return RuntimeVersion(str(client.get("Version") or ""), parts)
 
     # ------------------------------------------------------------------ containers
-    def containers(self, label_filter: str) -> list[Container]:
-        """`ps -a` filtered by one label, parsed from JSON."""
+    def containers(self, label_filter: str, *, running: bool = False) -> list[Container]:
+        """`ps -a` (running: `ps`) filtered by one label, parsed from JSON."""
         res = self.runner.run(
-            [self.binary, "ps", "-a", "--filter", f"label={label_filter}", "--format", "json"],
+            [self.binary, "ps", *([] if running else ["-a"]), "--filter",
+             f"label={label_filter}", "--format", "json"],
             env=self.env, timeout=60, what=f"{self.binary} ps",
             code=Exit.RUNTIME_UNAVAILABLE, fix=self.daemon_fix)
         try:
@@ -181,9 +179,21 @@ class Provider:
         """Names of the node containers of one kind cluster."""
         return [c.name for c in self.containers(f"{CLUSTER_LABEL}={cluster}")]
 
-    def all_kind_containers(self) -> list[tuple[str, str]]:
+    def all_kind_containers(self, *, running: bool = False) -> list[tuple[str, str]]:
         """(container, cluster) for every kind node container this runtime shows."""
-        return [(c.name, c.cluster) for c in self.containers(CLUSTER_LABEL)]
+        return [(c.name, c.cluster) for c in self.containers(CLUSTER_LABEL, running=running)]
+
+    def container_pid(self, name: str, *, timeout: float = 30) -> Optional[int]:
+        """The main PID of a running container, from `inspect`'s JSON (as the runtime sees
+        it: inside a rootlesskit PID namespace, see cgroups.host_pid); None when unknown."""
+        res = self.runner.run([self.binary, "inspect", name], env=self.env, timeout=timeout,
+                              check=False)
+        try:
+            data = json.loads(res.stdout) if res.returncode == 0 else []
+            pid = (data[0].get("State") or {}).get("Pid") if data else None
+        except (ValueError, AttributeError, IndexError, KeyError):
+            return None
+        return pid if isinstance(pid, int) and pid > 0 else None
 
     def kill(self, names: list[str]) -> None:
         """SIGKILL containers (a node whose cluster is discarded needs no graceful stop)."""
@@ -211,10 +221,46 @@ class Provider:
                               timeout=60, check=False)
         return res.returncode == 0
 
+    def network_subnets(self, name: str = "kind", *, timeout: float = 30) -> list[str]:
+        """IPv4 subnets of a runtime network, from `network inspect`'s JSON (docker's and
+        nerdctl's IPAM.Config, podman's subnets); [] when it does not exist."""
+        try:
+            res = self.runner.run([self.binary, "network", "inspect", name], env=self.env,
+                                  timeout=timeout, check=False)
+            data = json.loads(res.stdout) if res.returncode == 0 else []
+        except (KsiError, ValueError):
+            return []
+        out = []
+        for net in data if isinstance(data, list) else [data]:
+            if not isinstance(net, dict):
+                continue
+            configs = [*((net.get("IPAM") or {}).get("Config") or []),
+                       *(net.get("subnets") or [])]
+            for c in configs:
+                sub = c.get("Subnet") or c.get("subnet") if isinstance(c, dict) else None
+                try:
+                    net4 = ipaddress.ip_network(sub, strict=False) if sub else None
+                    if net4 is not None and net4.version == 4 and str(net4) not in out:
+                        out.append(str(net4))
+                except ValueError:
+                    continue
+        return out
+
     def image_present(self, image: str) -> bool:
         res = self.runner.run([self.binary, "image", "inspect", image], env=self.env,
                               timeout=60, check=False)
         return res.returncode == 0
+
+    def pull(self, image: str) -> None:
+        self.runner.run([self.binary, "pull", image], env=self.env, timeout=1800,
+                        what=f"{self.binary} pull {image}", code=Exit.IMAGE_FAILED,
+                        fix="check the image name and the network, or save it on a machine "
+                        "that can pull")
+
+    def save_archive(self, image: str, path: str) -> None:
+        self.runner.run([self.binary, "save", "-o", path, image], env=self.env, timeout=1800,
+                        what=f"{self.binary} save {image}", code=Exit.IMAGE_FAILED,
+                        fix=f"check that {image} exists: '{self.binary} images'")
 
     def load_archive(self, path: str) -> None:
         self.runner.run([self.binary, "load", "-i", path], env=self.env, timeout=900,

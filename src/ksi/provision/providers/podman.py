@@ -17,14 +17,11 @@ class PodmanProvider(Provider):
         """podman's info JSON (libpod define.Info: host, store, version)."""
         data = json_object(text)
         host = data.get("host") or {}
-        store = data.get("store") or {}
         return RuntimeInfo(
             rootless=bool((host.get("security") or {}).get("rootless")),
             cgroup_version=cgroup_number(host.get("cgroupVersion")),
             cgroup_manager=str(host.get("cgroupManager") or ""),
-            version=str((data.get("version") or {}).get("Version") or ""),
-            storage_root=str(store.get("graphRoot") or ""),
-            storage_driver=str(store.get("graphDriverName") or ""), raw=data)
+            version=str((data.get("version") or {}).get("Version") or ""))
 
     def node_volumes(self, nodes: list[str]) -> list[str]:
         """kind's podman provider gives each node an anonymous /var volume labelled
