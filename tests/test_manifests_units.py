@@ -357,6 +357,26 @@ def test_logs_restart_racing_the_follow_request_is_not_mislabelled(tmp_path):
     assert out.getvalue() == "[default/p/c] run 0\n[default/p/c] run 1\n"
 
 
+def test_logs_first_restart_at_once_both_runs_fetched_none_gone(tmp_path, caplog):
+    """Kubernetes restarts a crashed container at once the first time: the stream asked for
+    run 0 got run 1, which ended too. Nothing is lost: the terminated current run and its
+    lastState are both kept by the kubelet; run 0 (--previous) then run 1, each once."""
+    k = FakeKubectl(answers={"--previous": Result([], 0, "first-try-fails\n", "", 0),
+                             "logs": Result([], 0, "second-try-ok\n", "", 0)})
+    fake_follow(tmp_path, k, "second-try-ok\\n", block=False)
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    poll(logs, [pod("p", statuses=[run_status(0)])])
+    answered(logs).thread.join(10)
+    done = dict(terminated(0, "Completed", restarts=1),
+                lastState={"terminated": {"exitCode": 3}})
+    for _ in range(4):
+        poll(logs, [pod("p", "Succeeded", [done])])
+    assert out.getvalue() == "[default/p/c] first-try-fails\n[default/p/c] second-try-ok\n"
+    assert [a[-1] for a in k.calls if a[0] == "logs"] == ["--previous", "c"]
+    assert "gone" not in caplog.text
+
+
 def test_logs_restart_racing_a_previous_fetch_refetches_and_says_what_is_gone(caplog):
     """--previous asked for run 0 but the read after it shows two restarts: its answer may
     be run 1's, so it is dropped; run 0 is gone (said so), run 1 fetched and proven."""

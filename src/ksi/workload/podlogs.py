@@ -24,9 +24,10 @@ restartCount the request was made at (restartCount only grows, so the kubelet se
 instance KSI asked for). A follower that has ended before such a read, whose instance the
 read shows replaced by a running i+1, served i as well (its instance had ended). A follower's
 lines wait for that proof (at most one poll), then stream straight through. What cannot be
-proven is dropped and fetched again with `--previous` while the kubelet still keeps it; the
-kubelet keeps only the last ended instance, so when restarts outran the polls the older
-output is gone, and KSI says so on stderr (never silently).
+proven is dropped and fetched again while the kubelet still keeps it: `lastState` with
+`--previous`, and a terminated current instance. Older instances are gone, so when restarts
+outran the polls (Kubernetes restarts a crashed container at once the first time, then after
+10 s, doubling) their output is lost, and KSI says so on stderr (never silently).
 """
 
 from __future__ import annotations
@@ -156,6 +157,20 @@ def _instances(cs: dict[str, Any]) -> tuple[int, Optional[int]]:
     return -1, None
 
 
+def _kept(cs: dict[str, Any]) -> list[tuple[int, bool]]:
+    """The ended instances the kubelet still serves, oldest first, each with whether it
+    takes `--previous`: lastState, and the current one when it is terminated (in back-off
+    lastState *is* the current restartCount's instance)."""
+    r = int(cs.get("restartCount") or 0)
+    state, last = cs.get("state") or {}, cs.get("lastState") or {}
+    out = []
+    if "terminated" in last:
+        out.append((r - 1 if "running" in state or "terminated" in state else r, True))
+    if "terminated" in state:
+        out.append((r, False))
+    return out
+
+
 class PodLogs:
     """The log streams of a run's pods: `mark()` before each status read, `update(pods)`
     after it."""
@@ -247,14 +262,15 @@ class PodLogs:
                 c.shown = got.instance + 1
         ended, live = _instances(cs)
         if c.shown <= ended:
-            lost = ended - c.shown
-            if lost:
+            kept = [(i, prev) for i, prev in _kept(cs) if i >= c.shown]
+            first = kept[0][0] if kept else ended + 1
+            if first > c.shown:
                 log.warning("logs of %s: the output of %d earlier run(s) is gone (the "
-                            "kubelet keeps only the last one)", c.label, lost)
-                c.shown = ended
-            # the newest ended instance is lastState unless it is the terminated current one
-            self._fetch(c, ended, r, previous="terminated" not in state)
-            return
+                            "kubelet keeps only the last ones)", c.label, first - c.shown)
+                c.shown = first
+            if kept:
+                self._fetch(c, first, r, previous=kept[0][1])
+                return
         if live is not None and c.shown == live:
             if self.mode == "follow" and not final:
                 self._follow(c, live)
