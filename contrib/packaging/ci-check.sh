@@ -174,7 +174,7 @@ lap "Lmod: module load ksi ($(LMOD_ALLOW_ROOT_USE=yes bash -c "source $LMOD_INIT
 
 # ---------------------------------------------------------------- EasyBuild
 EC=$(ls "$PKG"/easybuild/ksi-"$VERSION"-*.eb)
-LMOD_ALLOW_ROOT_USE=yes W=$W EC=$EC LMOD_INIT=$LMOD_INIT bash -euo pipefail <<'EOF' || fail "EasyBuild (see above)"
+LMOD_ALLOW_ROOT_USE=yes W=$W TOOLS=$TOOLS EC=$EC LMOD_INIT=$LMOD_INIT bash -euo pipefail <<'EOF' || fail "EasyBuild (see above)"
 set +u; source "$LMOD_INIT"; set -u
 export EB_PYTHON=$TOOLS/bin/python
 eb() { "$TOOLS/bin/eb" --allow-use-as-root-and-accept-consequences --modules-tool=Lmod \
