@@ -333,6 +333,36 @@ def test_runner_stops_what_helper_threads_still_run() -> None:
     assert r.stop_all() == 0
 
 
+def test_runner_stops_a_helper_command_started_after_stop_all() -> None:
+    """A helper thread's command whose start raced teardown's stop_all() (its Popen was not
+    registered yet, or it came after) is stopped at once; teardown's own commands (the
+    thread that called stop_all) still run."""
+    import threading
+
+    from ksi.errors import CommandFailed
+    from ksi.runner import Runner
+
+    r = Runner()
+    go = threading.Event()
+    out: list[BaseException] = []
+
+    def helper() -> None:
+        go.wait(10)
+        try:
+            r.run(["sleep", "60"], timeout=120, what="a late helper command")
+        except CommandFailed as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=helper)
+    t.start()
+    assert r.stop_all() == 0
+    go.set()
+    t.join(30)
+    assert not t.is_alive()
+    assert out and "a late helper command failed (exit -15)" in out[0].cause
+    assert r.run(["true"]).returncode == 0  # teardown's own commands run
+
+
 def test_kind_failure_names_the_failed_command_and_its_output() -> None:
     """kind's ERROR line alone says only 'exit status 1': the cause is in the Command
     Output kind prints after it (cmd/kind/app/main.go); the one-line error carries both."""
