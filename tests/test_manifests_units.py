@@ -395,6 +395,22 @@ def test_logs_restart_racing_a_previous_fetch_refetches_and_says_what_is_gone(ca
     assert [a[-1] for a in k.calls if a[0] == "logs"] == ["--previous", "--previous", "c"]
 
 
+def test_logs_a_removed_container_is_said_gone_not_printed(caplog):
+    """Once a newer run ended too, the kubelet removes the older container and answers
+    --previous with one in-band line, exit 0: said on stderr, never printed as output."""
+    k = FakeKubectl(answers={"--previous": Result(
+        [], 0, "unable to retrieve container logs for containerd://abc\n", "", 0),
+        "logs": Result([], 0, "second-try-ok\n", "", 0)})
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    done = dict(terminated(0, "Completed", restarts=1),
+                lastState={"terminated": {"exitCode": 3}})
+    for _ in range(3):
+        poll(logs, [pod("p", "Succeeded", [done])])
+    assert out.getvalue() == "[default/p/c] second-try-ok\n"
+    assert "run 0: unable to retrieve container logs for containerd://abc" in caplog.text
+
+
 def test_logs_new_pod_of_the_same_name_starts_over():
     """A StatefulSet's pod deleted and made again keeps its name; restartCount starts at 0
     again: a new uid is a new container record."""

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ksi.manifests")
 MODES = ("none", "follow", "end")
+UNRETRIEVABLE = "unable to retrieve container logs for "  # the kubelet's in-band error
 
 
 class Printer:
@@ -239,8 +240,12 @@ class PodLogs:
     def _fetch(self, c: Container, instance: int, at: int, previous: bool) -> None:
         args = ["logs", "-n", c.ns, c.pod, "-c", c.name] + (["--previous"] if previous else [])
         res = self.kubectl.run(*args, timeout=120, check=False, what=f"kubectl logs {c.label}")
-        if res.returncode != 0:  # e.g. the pod was deleted: said once, not retried
-            log.warning("logs of %s: %s", c.label,
+        # the kubelet removes an older ended container once a newer one ended too
+        # (cleanUpContainersInPod) and says so in the stream itself, exit 0
+        gone = res.returncode == 0 and res.stdout.startswith(UNRETRIEVABLE) \
+            and len(res.stdout.splitlines()) == 1
+        if res.returncode != 0 or gone:  # e.g. the pod was deleted: said once, not retried
+            log.warning("logs of %s: run %d: %s", c.label, instance,
                         ((res.stderr or res.stdout).strip().splitlines() or ["?"])[-1])
             c.shown = instance + 1
             return
