@@ -299,27 +299,36 @@ def test_the_telling_line_of_real_liqoctl_output() -> None:
                                  "timed out waiting for the condition")
 
 
-def test_runner_stops_what_helper_threads_still_run() -> None:
-    """At teardown the executor stops commands of helper threads (a `liqoctl peer`, the Liqo
-    install), so that none outlives the run."""
+def _helper_sleep(r, event, what: str, out: list, first):
+    """A helper thread that calls first(), then runs `sleep 60` through r, keeping the
+    CommandFailed it gets in out."""
     import threading
 
     from ksi.errors import CommandFailed
-    from ksi.runner import Runner
-
-    r = Runner()
-    out: list[BaseException] = []
-    started = threading.Event()
 
     def helper() -> None:
-        started.set()
+        first()
         try:
-            r.run(["sleep", "60"], timeout=120, what="a helper's command")
+            r.run(["sleep", "60"], timeout=120, what=what)
         except CommandFailed as exc:
             out.append(exc)
 
     t = threading.Thread(target=helper)
     t.start()
+    return t
+
+
+def test_runner_stops_what_helper_threads_still_run() -> None:
+    """At teardown the executor stops commands of helper threads (a `liqoctl peer`, the Liqo
+    install), so that none outlives the run."""
+    import threading
+
+    from ksi.runner import Runner
+
+    r = Runner()
+    out: list[BaseException] = []
+    started = threading.Event()
+    t = _helper_sleep(r, started, "a helper's command", out, first=started.set)
     started.wait(5)
     deadline = time.monotonic() + 10
     while not r._live and time.monotonic() < deadline:  # the Popen is registered
@@ -330,6 +339,26 @@ def test_runner_stops_what_helper_threads_still_run() -> None:
     assert not t.is_alive() and time.monotonic() - t0 < 5
     assert out and "a helper's command failed (exit -15)" in out[0].cause
     assert r.stop_all() == 0
+
+
+def test_runner_stops_a_helper_command_started_after_stop_all() -> None:
+    """A helper thread's command whose start raced teardown's stop_all() (its Popen was not
+    registered yet, or it came after) is stopped at once; teardown's own commands (the
+    thread that called stop_all) still run."""
+    import threading
+
+    from ksi.runner import Runner
+
+    r = Runner()
+    go = threading.Event()
+    out: list[BaseException] = []
+    t = _helper_sleep(r, go, "a late helper command", out, first=lambda: go.wait(10))
+    assert r.stop_all() == 0
+    go.set()
+    t.join(30)
+    assert not t.is_alive()
+    assert out and "a late helper command failed (exit -15)" in out[0].cause
+    assert r.run(["true"]).returncode == 0  # teardown's own commands run
 
 
 def test_kind_failure_names_the_failed_command_and_its_output() -> None:

@@ -5,6 +5,7 @@ containers, `kubectl logs -f/--previous`, Deployments' pods, discovery, unknown 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -57,9 +58,17 @@ def job_at(e: Emu, condition: str) -> dict:
                                           .get("conditions", [])] and get(e, "job", "flaky"))
 
 
+def open_gate(e: Emu, name: str) -> None:
+    """KSI_EMU_GATES: the instance waiting for `name` may now end/start."""
+    (e.tmp / "gates" / name).touch()
+
+
 def test_onfailure_job_restarts_in_one_pod_then_completes(k8s):
+    """Each step held by a gate (KSI_EMU_GATES), so every state is looked at while it
+    lasts, however slow the machine."""
     e = k8s
-    e.env.update(KSI_EMU_JOB_SECONDS="1.5", KSI_EMU_BACKOFF="1.5")
+    (e.tmp / "gates").mkdir()
+    e.env.update(KSI_EMU_GATES=str(e.tmp / "gates"))
     r = e.run("kubectl", "apply", "-f", "-",
               input=FLAKY.format(limit=6, attempts="fail,fail,ok", policy="OnFailure"))
     assert r.returncode == 0, r.stderr
@@ -69,19 +78,32 @@ def test_onfailure_job_restarts_in_one_pod_then_completes(k8s):
     name = pods[0]["metadata"]["name"]
     r = e.run("kubectl", "logs", name, "-c", "work")
     assert 'is waiting to start: PodInitializing' in r.stderr
+    open_gate(e, "init-end-0")
+    wait_for(lambda: "running" in get(e, "pod", name)["status"]["containerStatuses"][0]["state"])
+    open_gate(e, "end-0")
     seen = wait_for(lambda: [cs for cs in get(e, "pod", name)["status"]["containerStatuses"]
                              if "waiting" in cs["state"] and cs["restartCount"] == 0
                              and cs["lastState"]])
     assert seen and seen[0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert seen[0]["lastState"]["terminated"]["exitCode"] == 1
     assert get(e, "pod", name)["status"]["phase"] == "Running"  # getPhase: restarting
+    assert e.run("kubectl", "logs", name, "-c", "work").stdout == \
+        "working\nemulated run 0 of container work exited 1\n"  # back-off: lastState
+    open_gate(e, "start-1")
+    cs = wait_for(lambda: [cs for cs in get(e, "pod", name)["status"]["containerStatuses"]
+                           if "running" in cs["state"]])
+    assert cs and cs[0]["restartCount"] == 1 and cs[0]["lastState"]["terminated"]
     r = e.run("kubectl", "logs", "-p", name, "-c", "work")
     assert r.stdout == "working\nemulated run 0 of container work exited 1\n", r.stderr
+    for gate in ("end-1", "start-2", "end-2"):
+        open_gate(e, gate)
     job = wait_for(lambda: "Complete" in [c["type"] for c in get(e, "job", "flaky")["status"]
                                           .get("conditions", [])] and get(e, "job", "flaky"))
     assert job and job["status"]["succeeded"] == 1
     cs = get(e, "pod", name)["status"]["containerStatuses"][0]
     assert cs["restartCount"] == 2 and cs["state"]["terminated"]["exitCode"] == 0
+    assert e.run("kubectl", "logs", "-p", name, "-c", "work").stdout == \
+        "working\nemulated run 1 of container work exited 1\n"
     assert e.run("kubectl", "logs", name, "-c", "setup").stdout == "preparing\n"
 
 
@@ -111,7 +133,8 @@ def test_onfailure_backoff_limit_counts_restarts_and_deletes_the_pod(k8s):
 
 def test_logs_follow_ends_with_the_instance(k8s):
     e = k8s
-    e.env["KSI_EMU_JOB_SECONDS"] = "1.0"
+    (e.tmp / "gates").mkdir()
+    e.env["KSI_EMU_GATES"] = str(e.tmp / "gates")
     e.run("kubectl", "apply", "-f", "-", input="""apiVersion: v1
 kind: Pod
 metadata: {name: p, annotations: {ksi-emu/attempts: ok}}
@@ -119,10 +142,14 @@ spec:
   restartPolicy: Never
   containers: [{name: main, image: alpine, command: [echo, hi]}]
 """)
-    t0 = time.monotonic()
-    r = e.run("kubectl", "logs", "-f", "p", "-c", "main")
-    assert r.returncode == 0 and r.stdout == "hi\nemulated run 0 of container main exited 0\n"
-    assert time.monotonic() - t0 > 0.5  # it followed the running instance to its end
+    follow = subprocess.Popen(["kubectl", "logs", "-f", "p", "-c", "main"], env=e.env,
+                              cwd=str(e.tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert follow.stdout.readline() == "hi\n"
+    assert follow.poll() is None  # it follows the running instance ...
+    open_gate(e, "end-0")
+    out, err = follow.communicate(timeout=60)  # ... to its end
+    assert follow.returncode == 0 and out == "emulated run 0 of container main exited 0\n", err
     r = e.run("kubectl", "logs", "-p", "p")
     assert r.returncode == 1 and r.stderr.strip() == (
         'Error from server (BadRequest): previous terminated container "main" in pod "p" '

@@ -137,10 +137,11 @@ def test_late_virtual_nodes_and_a_lagging_offloading_status(slurm_testbed):
     does not wait for that status."""
     fed = Fed(slurm_testbed, "fed-late")
     start = time.monotonic()
-    res = fed.run(KSI_EMU_VN_AFTER="2", KSI_EMU_OFFLOADING_LAG="600")
+    res = fed.run(KSI_EMU_VN_AFTER="2", KSI_EMU_OFFLOADING_LAG="600", timeout=280)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
-    assert time.monotonic() - start < 60
+    # waiting for the status would take the 600 s lag; the bound leaves a slow machine room
+    assert time.monotonic() - start < 240
     virtual = [ln for ln in task_lines(out, 0) if " Ready " in f" {ln} " and "agent" in ln]
     assert len(virtual) == 2, out
     assert nothing_left(fed) == NOTHING
@@ -189,7 +190,8 @@ def test_member_create_failure_stops_every_node(slurm_testbed):
     fed = Fed(slurm_testbed, "fed-create")
     start = time.monotonic()
     res = fed.run(FAIL_ON="node2", FAIL_WHAT="kind:create")
-    assert time.monotonic() - start < 60
+    # far below the 900 s rendezvous timeout the other nodes would otherwise wait for
+    assert time.monotonic() - start < 120
     _assert_failed_everywhere(res, "node2")
     out = res.stdout + res.stderr
     assert " nodes=" not in out
@@ -221,8 +223,9 @@ def test_killed_member_is_detected_and_cleaned_up(slurm_testbed):
         assert hello["host"] == "node2"
         os.kill(int(hello["pid"]), signal.SIGKILL)
         killed = time.monotonic()
-        out, _ = proc.communicate(timeout=90)
-        assert time.monotonic() - killed < 60, out
+        out, _ = proc.communicate(timeout=150)
+        # the 30 s heartbeat timeout, then teardown; not the 900 s rendezvous timeout
+        assert time.monotonic() - killed < 140, out
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -128,13 +128,40 @@ def test_job_and_pod_complete_with_logs(menv, workdir):
     assert leftovers(menv) == NOTHING
 
 
+def run_gated(env: dict, workdir: Path, args: list[str], gates: list[tuple[str, str]],
+              opened: tuple[str, ...] = (), timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ksi with the KSI_EMU_GATES gates `opened` open; open each of `gates` once its
+    stdout shows the marker before it (the emulated kubelet then goes on: the test orders
+    the events, not the clock)."""
+    gdir = workdir / "gates"
+    gdir.mkdir()
+    for gate in opened:
+        (gdir / gate).touch()
+    err, out = workdir / "stderr.txt", workdir / "stdout.txt"
+    with open(err, "w") as fe, open(out, "w") as fo:
+        proc = subprocess.Popen([sys.executable, "-m", "ksi", *args], cwd=workdir,
+                                env=dict(env, KSI_EMU_GATES=str(gdir)), stdout=fo, stderr=fe)
+    deadline = time.monotonic() + timeout
+    for marker, gate in gates:
+        while marker not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)  # polling for the marker (bounded), not synchronisation
+        (gdir / gate).touch()
+    proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    return subprocess.CompletedProcess(args, proc.returncode, out.read_text(), err.read_text())
+
+
 def test_onfailure_job_crashing_twice_then_succeeding(menv, workdir):
     """Kubernetes restarts the container (backoffLimit 6): both crashes' output, then the
-    success, streamed in order, each once; init container first; exit 0."""
+    success, streamed in order, each once; init container first; exit 0. Each restart
+    waits (KSI_EMU_GATES) until KSI has shown the run before it."""
     (workdir / "job.yaml").write_text(FLAKY.format(limit=6, attempts="fail,fail,ok",
                                                    policy="OnFailure"))
-    env = dict(menv, KSI_EMU_JOB_SECONDS="0.5", KSI_EMU_BACKOFF="1.0")
-    r = run_ksi(["run", "job.yaml"], env, workdir)
+    env = dict(menv, KSI_EMU_JOB_SECONDS="0.5", KSI_EMU_BACKOFF="0.2")
+    r = run_gated(env, workdir, ["run", "job.yaml"],
+                  [("run 0 of container work exited 1", "start-1"),
+                   ("run 1 of container work exited 1", "start-2")],
+                  opened=("init-end-0", "end-0", "end-1", "end-2"))
     assert r.returncode == 0, r.stderr
     lines = [ln.split("] ", 1)[1] for ln in r.stdout.splitlines() if ln.startswith("[default/")]
     assert lines == ["preparing", "working", "emulated run 0 of container work exited 1",
@@ -144,6 +171,26 @@ def test_onfailure_job_crashing_twice_then_succeeding(menv, workdir):
     row = [ln for ln in r.stderr.splitlines() if "job/flaky" in ln][-1].split()
     assert row[3:6] == ["Succeeded", "2", "0"]
     assert kubectl_calls(env, "-f") and leftovers(env) == NOTHING
+
+
+def test_restarts_racing_slow_log_requests_never_mislabel_or_double(menv, workdir):
+    """Every `kubectl logs` reaches the (emulated) kubelet 1.5 s late, after the restart
+    that KSI's last status read did not show yet: what is printed is still each run once,
+    in order, and each run not printed is said to be gone."""
+    (workdir / "job.yaml").write_text(FLAKY.format(limit=6, attempts="fail,fail,fail,ok",
+                                                   policy="OnFailure"))
+    env = dict(menv, KSI_EMU_JOB_SECONDS="0.5", KSI_EMU_BACKOFF="0.5",
+               KSI_EMU_DELAY="kubectl:logs=1.5")
+    r = run_ksi(["run", "job.yaml"], env, workdir)
+    assert r.returncode == 0, r.stderr
+    work = [ln.split("] ", 1)[1] for ln in r.stdout.splitlines() if "/work] " in ln]
+    ends = [int(ln.split()[2]) for ln in work if ln.startswith("emulated run ")]
+    assert ends == sorted(set(ends)), r.stdout          # in order, each once
+    assert work == [x for n in ends for x in ("working", f"emulated run {n} of container "
+                                             f"work exited {0 if n == 3 else 1}")], r.stdout
+    gone = sum(int(ln.split("the output of ")[1].split()[0])
+               for ln in r.stderr.splitlines() if "earlier run(s) is gone" in ln)
+    assert len(ends) + gone == 4, (r.stdout, r.stderr)
 
 
 def test_backoff_limit_exhausted_fails_with_one_line(menv, workdir):

@@ -245,15 +245,21 @@ def run_status(r: int) -> dict[str, Any]:
             "lastState": {"terminated": {"exitCode": 1}} if r else {}}
 
 
+def poll(logs: PodLogs, pods: list[dict[str, Any]]) -> None:
+    """One status poll as Watch does it: mark, (read), update."""
+    logs.mark()
+    logs.update(pods)
+
+
 def test_logs_end_mode_fetches_previous_then_current_once():
     k = FakeKubectl(answers={"logs": Result([], 0, "line\n", "", 0)})
     out = io.StringIO()
     logs = PodLogs(k, "end", Printer(out))
     p = pod("p", statuses=[run_status(2)])
-    logs.update([p])
+    poll(logs, [p])
     assert not [c for c in k.calls if c[0] == "logs"]  # end: nothing before the end
-    logs.update([p], final=True)
-    logs.update([p], final=True)  # nothing twice
+    logs.finish([p])
+    logs.finish([p])  # nothing twice
     fetched = [c for c in k.calls if c[0] == "logs"]
     assert fetched == [("logs", "-n", "default", "p", "-c", "c", "--previous"),
                        ("logs", "-n", "default", "p", "-c", "c")]
@@ -262,35 +268,161 @@ def test_logs_end_mode_fetches_previous_then_current_once():
 
 def test_logs_ended_instances_fetched_exactly_once_in_order():
     k = FakeKubectl(answers={"logs": Result([], 0, "x\n", "", 0)})
-    logs = PodLogs(k, "follow", Printer(io.StringIO()))
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
     backoff = waiting("CrashLoopBackOff", restarts=0, last={"terminated": {"exitCode": 1}})
-    logs.update([pod("p", statuses=[backoff])])          # instance 0 ended unseen
-    logs.update([pod("p", statuses=[backoff])])          # … not again
+    poll(logs, [pod("p", statuses=[backoff])])          # instance 0 ended unseen: fetched
+    assert out.getvalue() == ""                         # ... printed once proven
+    poll(logs, [pod("p", statuses=[backoff])])          # proven (restartCount still 0)
+    poll(logs, [pod("p", statuses=[backoff])])          # ... not again
+    assert out.getvalue() == "[default/p/c] x\n"
     done = terminated(0, "Completed", restarts=1)
-    logs.update([pod("p", statuses=[done])])             # instance 1 ended unseen
-    logs.update([pod("p", statuses=[done])], final=True)
+    poll(logs, [pod("p", statuses=[done])])             # instance 1 ended unseen
+    logs.finish([pod("p", statuses=[done])])
     fetched = [c[-1] for c in k.calls if c[0] == "logs"]
     assert fetched == ["--previous", "c"]
+    assert out.getvalue() == "[default/p/c] x\n[default/p/c] x\n"
+
+
+def fake_follow(tmp_path: Path, k: FakeKubectl, text: str, block: bool) -> None:
+    """`kubectl logs -f` answering text, then ending (or, block: still following)."""
+    script = tmp_path / "fake-kubectl"
+    script.write_text(f"#!/bin/sh\nprintf '{text}'\n" + ("exec sleep 120\n" if block else ""))
+    script.chmod(0o755)
+    k.argv = lambda *a: [str(script), *a]  # type: ignore[method-assign]
+
+
+def answered(logs: PodLogs) -> Any:
+    """The follower of default/p/c once it has answered (bounded wait on a condition)."""
+    f = logs.containers[("default", "p", "c")].follower
+    assert f is not None
+    for _ in range(1000):
+        if f.answered:
+            return f
+        f.thread.join(0.01)
+    raise AssertionError("the fake kubectl logs -f never answered")
 
 
 def test_logs_follow_streams_a_live_instance_then_counts_it_shown(tmp_path):
-    script = tmp_path / "fake-kubectl"
-    script.write_text("#!/bin/sh\nprintf 'one\\ntwo\\npartial'\n")
-    script.chmod(0o755)
     k = FakeKubectl()
-    k.argv = lambda *a: [str(script), *a]  # type: ignore[method-assign]
+    fake_follow(tmp_path, k, "one\\ntwo\\npartial", block=False)
     out = io.StringIO()
     logs = PodLogs(k, "follow", Printer(out))
-    live = pod("p", statuses=[run_status(0)])
-    logs.update([live])
-    follower = logs.containers[("default", "p", "c")].follower
-    assert follower is not None and follower.proc in k.runner._live
+    poll(logs, [pod("p", statuses=[run_status(0)])])
+    follower = answered(logs)
+    assert follower.proc in k.runner._live
     follower.thread.join(10)
-    ended = pod("p", "Succeeded", [terminated(0, "Completed")])
-    logs.finish([ended])
+    assert out.getvalue() == ""  # held until a later status read proves the instance
+    logs.finish([pod("p", "Succeeded", [terminated(0, "Completed")])])
     assert out.getvalue() == "[default/p/c] one\n[default/p/c] two\n[default/p/c] partial\n"
     assert not [c for c in k.calls if c[0] == "logs"]  # followed: not fetched again
     assert follower.proc not in k.runner._live
+
+
+def test_logs_follower_that_ended_before_the_restart_is_proven(tmp_path):
+    """The stream ended (its run ended) and the next read shows run 1 running: it was run
+    0's; run 1 is followed next, nothing fetched."""
+    k = FakeKubectl()
+    fake_follow(tmp_path, k, "zero\\n", block=False)
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    poll(logs, [pod("p", statuses=[run_status(0)])])
+    answered(logs).thread.join(10)
+    poll(logs, [pod("p", statuses=[run_status(1)])])
+    assert out.getvalue() == "[default/p/c] zero\n"
+    c = logs.containers[("default", "p", "c")]
+    assert c.shown == 1 and c.follower is not None and c.follower.instance == 1
+    assert not [a for a in k.calls if a[0] == "logs"]
+    logs.stop()
+
+
+def test_logs_restart_racing_the_follow_request_is_not_mislabelled(tmp_path):
+    """Run 0 was seen running, but the kubelet restarted the container before `kubectl
+    logs -f` reached it: the stream is run 1's. It is dropped unprinted, run 0 is fetched
+    with --previous (proven by the next read), then run 1 followed: each once, in order."""
+    k = FakeKubectl(answers={"--previous": Result([], 0, "run 0\n", "", 0)})
+    fake_follow(tmp_path, k, "run 1\\n", block=True)
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    poll(logs, [pod("p", statuses=[run_status(0)])])
+    first = answered(logs)          # it answered with run 1's line, held
+    poll(logs, [pod("p", statuses=[run_status(1)])])  # the read shows the restart
+    assert out.getvalue() == "" and not first.alive()
+    assert [a[-1] for a in k.calls if a[0] == "logs"] == ["--previous"]
+    poll(logs, [pod("p", statuses=[run_status(1)])])  # --previous proven: run 0; follow 1
+    assert out.getvalue() == "[default/p/c] run 0\n"
+    answered(logs)
+    poll(logs, [pod("p", statuses=[run_status(1)])])  # the new stream proven: run 1
+    logs.stop()
+    assert out.getvalue() == "[default/p/c] run 0\n[default/p/c] run 1\n"
+
+
+def test_logs_first_restart_at_once_both_runs_fetched_none_gone(tmp_path, caplog):
+    """Kubernetes restarts a crashed container at once the first time: the stream asked for
+    run 0 got run 1, which ended too. Nothing is lost: the terminated current run and its
+    lastState are both kept by the kubelet; run 0 (--previous) then run 1, each once."""
+    k = FakeKubectl(answers={"--previous": Result([], 0, "first-try-fails\n", "", 0),
+                             "logs": Result([], 0, "second-try-ok\n", "", 0)})
+    fake_follow(tmp_path, k, "second-try-ok\\n", block=False)
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    poll(logs, [pod("p", statuses=[run_status(0)])])
+    answered(logs).thread.join(10)
+    done = dict(terminated(0, "Completed", restarts=1),
+                lastState={"terminated": {"exitCode": 3}})
+    for _ in range(4):
+        poll(logs, [pod("p", "Succeeded", [done])])
+    assert out.getvalue() == "[default/p/c] first-try-fails\n[default/p/c] second-try-ok\n"
+    assert [a[-1] for a in k.calls if a[0] == "logs"] == ["--previous", "c"]
+    assert "gone" not in caplog.text
+
+
+def test_logs_restart_racing_a_previous_fetch_refetches_and_says_what_is_gone(caplog):
+    """--previous asked for run 0 but the read after it shows two restarts: its answer may
+    be run 1's, so it is dropped; run 0 is gone (said so), run 1 fetched and proven."""
+    k = FakeKubectl(answers={"--previous": Result([], 0, "a previous run\n", "", 0)})
+    out = io.StringIO()
+    logs = PodLogs(k, "end", Printer(out))
+    logs.mark()
+    logs.update([pod("p", statuses=[run_status(1)])], final=True)  # --previous at 1
+    logs.mark()
+    logs.update([pod("p", statuses=[run_status(2)])], final=True)  # not proven: again
+    assert out.getvalue() == ""
+    assert "the output of 1 earlier run(s) is gone" in caplog.text
+    logs.mark()
+    logs.update([pod("p", statuses=[run_status(2)])], final=True)  # proven: run 1
+    assert out.getvalue() == "[default/p/c] a previous run\n"
+    assert [a[-1] for a in k.calls if a[0] == "logs"] == ["--previous", "--previous", "c"]
+
+
+def test_logs_a_removed_container_is_said_gone_not_printed(caplog):
+    """Once a newer run ended too, the kubelet removes the older container and answers
+    --previous with one in-band line, exit 0: said on stderr, never printed as output."""
+    k = FakeKubectl(answers={"--previous": Result(
+        [], 0, "unable to retrieve container logs for containerd://abc\n", "", 0),
+        "logs": Result([], 0, "second-try-ok\n", "", 0)})
+    out = io.StringIO()
+    logs = PodLogs(k, "follow", Printer(out))
+    done = dict(terminated(0, "Completed", restarts=1),
+                lastState={"terminated": {"exitCode": 3}})
+    for _ in range(3):
+        poll(logs, [pod("p", "Succeeded", [done])])
+    assert out.getvalue() == "[default/p/c] second-try-ok\n"
+    assert "run 0: unable to retrieve container logs for containerd://abc" in caplog.text
+
+
+def test_logs_new_pod_of_the_same_name_starts_over():
+    """A StatefulSet's pod deleted and made again keeps its name; restartCount starts at 0
+    again: a new uid is a new container record."""
+    k = FakeKubectl(answers={"logs": Result([], 0, "x\n", "", 0)})
+    out = io.StringIO()
+    logs = PodLogs(k, "end", Printer(out))
+    old = pod("p", "Succeeded", [terminated(0, "Completed")])
+    logs.finish([old])
+    new = pod("p", "Succeeded", [terminated(0, "Completed")])
+    new["metadata"]["uid"] = "u-p-again"
+    logs.finish([new])
+    assert out.getvalue() == "[default/p/c] x\n[default/p/c] x\n"
 
 
 # ------------------------------------------------------------------ before apply

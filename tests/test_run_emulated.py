@@ -617,7 +617,8 @@ def test_liqo_install_overlaps_readiness_and_is_stopped_at_teardown(emu_env: dic
     """The Liqo install starts as soon as kind created the cluster (in a helper thread, while
     KSI waits for the nodes); a scancel during it tears down and leaves no liqoctl behind."""
     (workdir / "wl.sh").write_text("touch ran\n")
-    proc = _start(emu_env, workdir, {"KSI_FEDERATE": "always", "KSI_EMU_READY_AFTER": "3",
+    # nodes never Ready before the SIGTERM however slow the machine (was 3 s: a race)
+    proc = _start(emu_env, workdir, {"KSI_FEDERATE": "always", "KSI_EMU_READY_AFTER": "600",
                                      "KSI_EMU_DELAY": "liqoctl:install=60"})
     # liqoctl install runs while the nodes are not Ready yet
     wait_until(lambda: any("liqoctl" in c and " install " in c

@@ -59,13 +59,22 @@ check_version() { # LABEL CMD...
 }
 
 # ---------------------------------------------------------------- tools
-python3 -m venv "$W/tools"
-"$W/tools/bin/pip" install -q build pipx easybuild
-lap "tools (build pipx easybuild)"
+# KSI_PKG_TOOLS=DIR keeps the tools' venv between runs (.ci/run: a CI cache); it is made
+# again when it is missing or does not import them
+TOOLS=${KSI_PKG_TOOLS:-$W/tools}
+if [[ -x $TOOLS/bin/python ]] && "$TOOLS/bin/python" -c 'import build, pipx, easybuild' 2>/dev/null \
+   && [[ -x $TOOLS/bin/eb && -x $TOOLS/bin/pipx ]]; then
+  lap "tools (build pipx easybuild) cached in $TOOLS"
+else
+  rm -rf "$TOOLS"
+  python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q build pipx easybuild
+  lap "tools (build pipx easybuild)"
+fi
 
 # ---------------------------------------------------------------- wheel + sdist
 rm -rf "$W/dist"
-(cd "$ROOT" && "$W/tools/bin/python" -m build -q --outdir "$W/dist" . > "$W/build.log" 2>&1) \
+(cd "$ROOT" && "$TOOLS/bin/python" -m build -q --outdir "$W/dist" . > "$W/build.log" 2>&1) \
   || { cat "$W/build.log"; fail "python -m build"; }
 WHEEL=$(ls "$W"/dist/ksi-"$VERSION"-py3-none-any.whl)
 SDIST=$(ls "$W"/dist/ksi-"$VERSION".tar.gz)
@@ -89,7 +98,7 @@ lap "python -m build ($(basename "$WHEEL"), $(basename "$SDIST"))"
 # ---------------------------------------------------------------- wheel in a fresh venv
 VPY=${PY39:-python3}
 "$VPY" -m venv --without-pip "$W/venv"   # a bare venv, filled by the tools' (newer) pip
-"$W/tools/bin/pip" --python "$W/venv/bin/python" install -q "$WHEEL"
+"$TOOLS/bin/pip" --python "$W/venv/bin/python" install -q "$WHEEL"
 where=$(cd "$W" && "$W/venv/bin/python" -c 'import ksi; print(ksi.__file__)')
 [[ $where == "$W/venv/"* ]] || fail "venv: ksi imported from $where, not the venv"
 check_version venv "$W/venv/bin/ksi"
@@ -106,14 +115,14 @@ lap "wheel in a fresh venv ($("$VPY" -V 2>&1); doctor exit $rc, emulated run)"
 
 # ---------------------------------------------------------------- pipx
 export PIPX_HOME=$W/pipx PIPX_BIN_DIR=$W/pipx/bin PIPX_MAN_DIR=$W/pipx/man
-"$W/tools/bin/pipx" install --quiet "$WHEEL" > "$W/pipx.log" 2>&1 \
+"$TOOLS/bin/pipx" install --quiet "$WHEEL" > "$W/pipx.log" 2>&1 \
   || { cat "$W/pipx.log"; fail "pipx install"; }
 check_version pipx "$PIPX_BIN_DIR/ksi"
 emulated_run pipx "$PIPX_BIN_DIR/ksi"
 lap "pipx install"
 
 # ---------------------------------------------------------------- zipapp
-"$W/tools/bin/python" "$PKG/build_zipapp.py" --out "$W/ksi.pyz"
+"$TOOLS/bin/python" "$PKG/build_zipapp.py" --out "$W/ksi.pyz"
 for py in "$PY3DIR/python3" $PY39; do
   check_version "zipapp-$(basename "$py")" "$py" "$W/ksi.pyz"
   emulated_run "zipapp-$(basename "$py")" "$py" "$W/ksi.pyz"
@@ -165,10 +174,10 @@ lap "Lmod: module load ksi ($(LMOD_ALLOW_ROOT_USE=yes bash -c "source $LMOD_INIT
 
 # ---------------------------------------------------------------- EasyBuild
 EC=$(ls "$PKG"/easybuild/ksi-"$VERSION"-*.eb)
-LMOD_ALLOW_ROOT_USE=yes W=$W EC=$EC LMOD_INIT=$LMOD_INIT bash -euo pipefail <<'EOF' || fail "EasyBuild (see above)"
+LMOD_ALLOW_ROOT_USE=yes W=$W TOOLS=$TOOLS EC=$EC LMOD_INIT=$LMOD_INIT bash -euo pipefail <<'EOF' || fail "EasyBuild (see above)"
 set +u; source "$LMOD_INIT"; set -u
-export EB_PYTHON=$W/tools/bin/python
-eb() { "$W/tools/bin/eb" --allow-use-as-root-and-accept-consequences --modules-tool=Lmod \
+export EB_PYTHON=$TOOLS/bin/python
+eb() { "$TOOLS/bin/eb" --allow-use-as-root-and-accept-consequences --modules-tool=Lmod \
          --prefix="$W/eb" --sourcepath="$W/dist" --robot --dry-run "$@"; }
 eb "$EC" > "$W/eb.log" 2>&1 || { cat "$W/eb.log"; exit 1; }
 grep -q "module: ksi/" "$W/eb.log" || { cat "$W/eb.log"; echo "eb: ksi not in the plan"; exit 1; }

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from ksi.errors import CommandFailed, CommandTimeout, Exit, ToolMissing, last_line
 
@@ -63,6 +63,7 @@ class Runner:
     calls: int = 0
     _live: set = field(default_factory=set, repr=False)   # commands running now (any thread)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopper: Optional[int] = field(default=None, repr=False)  # the thread that stop_all()ed
 
     def which(self, program: str, env: Mapping[str, str] | None = None) -> str | None:
         path = (env or os.environ).get("PATH", os.defpath)
@@ -115,8 +116,7 @@ class Runner:
         except PermissionError as exc:
             raise ToolMissing(f"'{argv[0]}' is not executable",
                               f"check the permissions of {argv[0]}") from exc
-        with self._lock:
-            self._live.add(proc)
+        self._register(proc)
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
@@ -152,8 +152,11 @@ class Runner:
     def stop_all(self, grace: float = 1.0) -> int:
         """Stop every command still running (those of helper threads, e.g. a `liqoctl
         peer` when the run is being torn down): SIGTERM, SIGKILL after grace seconds.
-        Their run() calls then fail in their threads. Returns how many were stopped."""
+        Their run() calls then fail in their threads, and so does any command another
+        thread starts from now on (also one whose start raced this call); the calling
+        thread's own commands (teardown) still run. Returns how many were stopped."""
         with self._lock:
+            self._stopper = threading.get_ident()
             live = [p for p in self._live if p.poll() is None]
         for proc in live:
             log.debug("stopping the still running %s (pid %d)", quote(proc.args), proc.pid)
@@ -182,9 +185,20 @@ class Runner:
             raise ToolMissing(f"'{argv[0]}' is not installed or not on PATH",
                               f"install {argv[0]}") from exc
         if track:
-            with self._lock:
-                self._live.add(proc)
+            self._register(proc)
         return proc
+
+    def _register(self, proc: subprocess.Popen) -> None:
+        """Count proc among the running commands; stop it at once when it was started by a
+        helper thread after stop_all() (its Popen raced the snapshot, or came later)."""
+        with self._lock:
+            late = self._stopper is not None and threading.get_ident() != self._stopper
+            if not late:
+                self._live.add(proc)
+        if late:
+            log.debug("stopping %s (pid %d): started after stop_all()", quote(proc.args),
+                      proc.pid)
+            stop_group(proc, grace=1.0)
 
     def forget(self, proc: subprocess.Popen) -> None:
         """A tracked child (spawn(track=True)) that has ended: no longer ours to stop."""

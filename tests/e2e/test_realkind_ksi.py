@@ -124,7 +124,8 @@ def wait_for(pred, timeout: float, proc: subprocess.Popen | None = None) -> None
         if pred():
             return
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"ksi ended early ({proc.returncode}): {proc.stderr.read()}")
+            raise AssertionError(f"ksi ended early ({proc.returncode}): "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
 
@@ -202,8 +203,9 @@ spec:
       - name: work
         image: localhost/ksi-busybox:e2e
         imagePullPolicy: Never
-        command: ["/bin/busybox", "sh", "-c", "if [ -e /app/tried ]; then echo second-try-ok; \\
-          else touch /app/tried; echo first-try-fails; exit 3; fi"]
+        command: ["/bin/busybox", "sh", "-c", "if [ -e /app/tried ]; then \\
+          for i in $(seq 1200); do [ -e /app/go ] && break; sleep 0.25; done; \\
+          echo second-try-ok; else touch /app/tried; echo first-try-fails; exit 3; fi"]
         volumeMounts: [{name: app, mountPath: /app}]
       volumes:
       - name: app
@@ -233,8 +235,24 @@ def test_real_kind_manifest_run_retries_as_kubernetes_does(tmp_path: Path) -> No
     work = tmp_path / "work"
     work.mkdir()
     (work / "flaky.yaml").write_text(FLAKY_JOB)
-    res = subprocess.run([sys.executable, "-m", "ksi", "run", "flaky.yaml"], cwd=work,
-                         env=real_env(tmp_path), capture_output=True, text=True, timeout=600)
+    # the second try waits for /app/go, made once KSI has shown the first try: the kubelet
+    # removes an ended container once a newer one has ended too, so without this order the
+    # first try's output may be gone before any poll (it crashes at once, and so would the
+    # restart, which Kubernetes makes at once the first time)
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "ksi", "run", "flaky.yaml"], cwd=work,
+                                env=real_env(tmp_path), stdout=fo, stderr=fe, text=True)
+    try:
+        wait_for(lambda: "first-try-fails" in out.read_text(), 400, proc)
+        (work / "go").touch()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=120)
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(),
+                                      err.read_text())
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
     first = [i for i, ln in enumerate(lines) if ln.endswith("first-try-fails")]

@@ -2,7 +2,7 @@
 on the Slurm test bed: each test-bed node (its own network namespace) runs its own real kind
 cluster under root podman; the head peers with the two members; the workload offloads a
 namespace and runs one pod on each member's cluster, which writes into the shared working
-directory through hostPath /app.
+directory through hostPath /app; then the multinode example runs in the same federation.
 
 Everything is built here from Go modules (tests/e2e/build/build-cache.sh, steps liqo and
 liqoimages). Liqo runs without its networking module: this kernel has neither WireGuard nor
@@ -111,12 +111,19 @@ def podman_names(*args: str) -> list[str]:
     return [x for x in out.stdout.split() if x]
 
 
-def test_three_real_clusters_become_one(slurm_testbed) -> None:
+@pytest.fixture(scope="module")
+def federation(slurm_testbed) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """ONE real 3-node federation (its bring-up and teardown are most of the time) for both
+    tests: the workload runs the checks above, then execs examples/multinode/
+    workload-offload.sh unchanged, with the environment KSI gives it, as a user's
+    `srun -N3 ksi run workload-offload.sh SHARED_DIR` would."""
     base = slurm_testbed.shared_dir("realliqo")
     work = base / "work"
     work.mkdir()
     (base / "shared").mkdir()
-    (work / "wl.sh").write_text(WORKLOAD)
+    (work / "checks.sh").write_text(WORKLOAD)
+    example = ROOT / "examples" / "multinode" / "workload-offload.sh"
+    (work / "wl.sh").write_text(f'set -e\nbash ./checks.sh\nexec bash {example}\n')
     run = work / "run.sh"
     run.write_text('#!/bin/bash\nexec "$PY" -m ksi run "$@"\n')
     run.chmod(0o755)
@@ -124,7 +131,13 @@ def test_three_real_clusters_become_one(slurm_testbed) -> None:
         ["srun", "--nodes=3", "--ntasks-per-node=1", "--label", str(run), "wl.sh",
          str(base / "shared")], env=real_env(base))
     res = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True,
-                         timeout=900)
+                         timeout=1200)
+    return res, base, work
+
+
+@pytest.mark.timeout(1500)  # the shared federation's bring-up counts in the first
+def test_three_real_clusters_become_one(federation) -> None:
+    res, base, work = federation
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     fed = (work / "fed.txt").read_text().split()
@@ -167,22 +180,11 @@ def test_three_real_clusters_become_one(slurm_testbed) -> None:
                                         for p in rep["phases"]))
 
 
-def test_the_multinode_example_on_real_liqo(slurm_testbed) -> None:
+@pytest.mark.timeout(1500)
+def test_the_multinode_example_on_real_liqo(federation) -> None:
     """examples/multinode/workload-offload.sh as a user runs it: a Job spread over the head's
     node and the two virtual nodes; its pods' logs are read back through Liqo."""
-    base = slurm_testbed.shared_dir("realliqo-example")
-    work = base / "work"
-    work.mkdir()
-    (base / "shared").mkdir()
-    run = work / "run.sh"
-    run.write_text('#!/bin/bash\nexec "$PY" -m ksi run "$@"\n')
-    run.chmod(0o755)
-    example = ROOT / "examples" / "multinode" / "workload-offload.sh"
-    argv, env = slurm_testbed.command(
-        ["srun", "--nodes=3", "--ntasks-per-node=1", "--label", str(run), str(example),
-         str(base / "shared")], env=real_env(base))
-    res = subprocess.run(argv, env=env, cwd=str(work), capture_output=True, text=True,
-                         timeout=900)
+    res, _base, _work = federation
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     head = [ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("0: ")]

@@ -86,10 +86,10 @@ def serve(watch: Watch, guard: Guard, *, interval: float, script_follows: bool) 
             return 0
         raise
     except KsiError:
-        watch.logs.finish(watch.current, wait=2.0)
+        watch.logs.finish(watch.current, wait=2.0, look=watch.look)
         _print_table(watch)
         raise
-    watch.logs.finish(watch.current)
+    watch.logs.finish(watch.current, look=watch.look)
     _print_table(watch)
     return 0
 

@@ -47,6 +47,7 @@ class Watch:
         self.owner: dict[str, Target] = {}              # pod ns/name -> its target
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.current: list[dict[str, Any]] = []         # the targets' pods now
+        self.mine: dict[str, list[dict[str, Any]]] = {}  # target ref -> its pods now
         kinds = ["pods"] + sorted({PLURALS[t.kind] for t in targets if t.kind != "Pod"})
         self.resources = ",".join(kinds)
 
@@ -72,25 +73,35 @@ class Watch:
                     or (not uid and (ps.meta(p).get("labels") or {}).get("job-name") == t.name)]
         return [p for p in same_ns if ps.selects(t.selector, p)]
 
-    def poll(self) -> None:
-        """Look once; raise KsiError(MANIFEST_FAILED) when a target has failed."""
+    def look(self) -> list[dict[str, Any]]:
+        """Read the targets' objects and pods once (the logs told first: their proof needs
+        a read that began after them); returns the targets' pods."""
+        self.logs.mark()
         items = self._get()
         pods = [i for i in items if i.get("kind", "Pod") == "Pod"]
         self.objects = {(i.get("kind", "Pod"), ps.meta(i).get("namespace", "default"),
                          ps.meta(i).get("name", "")): i for i in items}
+        self.mine = {}
         current: list[dict[str, Any]] = []
-        failure: Optional[KsiError] = None
         for t in self.targets:
-            obj = self.objects.get((t.kind, t.namespace, t.name))
-            mine = self._pods_of(t, obj, pods)
+            mine = self.mine[t.ref] = self._pods_of(
+                t, self.objects.get((t.kind, t.namespace, t.name)), pods)
             for p in mine:
                 self.seen[ps.pod_ref(p)] = p
                 self.owner[ps.pod_ref(p)] = t
             current += mine
-            if failure is None and not t.done:
-                failure = self._judge(t, obj, mine)
         self.current = current
-        self.logs.update(current)
+        return current
+
+    def poll(self) -> None:
+        """Look once; raise KsiError(MANIFEST_FAILED) when a target has failed."""
+        self.look()
+        failure: Optional[KsiError] = None
+        for t in self.targets:
+            if failure is None and not t.done:
+                obj = self.objects.get((t.kind, t.namespace, t.name))
+                failure = self._judge(t, obj, self.mine[t.ref])
+        self.logs.update(self.current)
         if failure is not None:
             raise failure
 

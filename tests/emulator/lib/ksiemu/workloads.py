@@ -109,22 +109,71 @@ def _code(oc: str) -> Optional[int]:
     return 0 if oc == "ok" else 1
 
 
+def gate(name: str) -> Optional[float]:
+    """``KSI_EMU_GATES=DIR`` (a test hook): the time DIR/name was made (its mtime), None
+    while it does not exist; 0.0 without the knob (no gate)."""
+    d = os.environ.get("KSI_EMU_GATES", "")
+    if not d:
+        return 0.0
+    try:
+        return os.stat(os.path.join(d, name)).st_mtime
+    except OSError:
+        return None
+
+
+def _ends(start: float, d: float, name: str) -> Optional[float]:
+    """An instance's end: its run time, and not before its gate ``name`` opened."""
+    g = gate(name)
+    return None if g is None else max(start + d, g)
+
+
+def init_runs(pod: Dict[str, Any], j: int, now: float) -> List[Run]:
+    """Init container j's one run (they run one after the other, and succeed)."""
+    t: Optional[float] = pod.get("_emu", {}).get("created", now)
+    run: List[Run] = []
+    for k in range(j + 1):
+        if t is None or t > now:
+            return []
+        end = _ends(t, _d(pod), f"init-end-{k}")
+        run = [(t, end, 0)]
+        t = end
+    return run
+
+
+def _main_start(pod: Dict[str, Any], now: float) -> Optional[float]:
+    """When the app containers start: after the last init container's end (None: not yet)."""
+    n = len(_pod_spec(pod).get("initContainers") or [])
+    if not n:
+        return pod.get("_emu", {}).get("created", now)
+    last = init_runs(pod, n - 1, now)
+    return last[0][1] if last else None
+
+
 def main_runs(pod: Dict[str, Any], now: float) -> Tuple[List[Run], Optional[str], bool]:
     """The app container's instances started by now, the waiting outcome that keeps it
-    from starting (or None), and whether a restart is pending (back-off)."""
+    from starting (or None), and whether a restart is pending (back-off). With
+    ``KSI_EMU_GATES``, instance i ends once ``end-i`` exists and restart i (i >= 1)
+    begins once ``start-i`` exists."""
     spec = _pod_spec(pod)
     policy = spec.get("restartPolicy") or "Always"
     att, k = attempts(pod), int(pod.get("_emu", {}).get("attempt", 0))
     d = _d(pod)
-    t = pod.get("_emu", {}).get("created", now) + d * len(spec.get("initContainers") or [])
+    t = _main_start(pod, now)
     runs: List[Run] = []
     i = 0
-    while t <= now and i < 10000:
+    while t is not None and i < 10000:
+        if i:
+            g = gate(f"start-{i}")
+            if g is None:
+                break
+            t = max(t, g)
+        if t > now:
+            break
         oc = att[min(k + i, len(att) - 1)]
         if oc in WAITS:
             return runs, oc, False
         code = _code(oc)
-        end = None if code is None else t + d
+        end = None if code is None else _ends(t, d, f"end-{i}")
         runs.append((t, end, code))
         if end is None or now < end:
             return runs, None, False
@@ -179,11 +228,6 @@ def container_status(pod: Dict[str, Any], c: Dict[str, Any], runs: List[Run],
         if r:
             st["lastState"] = _term(pod, name, r - 1, runs[-2])
     return st
-
-
-def init_runs(pod: Dict[str, Any], j: int, now: float) -> List[Run]:
-    t0 = pod.get("_emu", {}).get("created", now) + j * _d(pod)
-    return [(t0, t0 + _d(pod), 0)] if now >= t0 else []
 
 
 def pod_status(pod: Dict[str, Any], now: float) -> Dict[str, Any]:
@@ -257,6 +301,10 @@ def job_history(job: Dict[str, Any], now: float) -> Tuple[List[Dict[str, Any]], 
             finished = (False, last[1])
             break
         k, t = k + 1, last[1] + _b()
+        g = gate(f"start-{k}")  # a retry is the Job's restart
+        if g is None:
+            break
+        t = max(t, g)
     if failed:
         st["failed"] = failed
     if succeeded:
@@ -369,17 +417,23 @@ def logs(pod: Dict[str, Any], cname: str, previous: bool, follow: bool) -> List[
     spec = _pod_spec(pod)
     inits = spec.get("initContainers") or []
     pname = pod["metadata"]["name"]
-    for j, c in enumerate(inits):
-        if c.get("name") == cname:
-            runs, init = init_runs(pod, j, now), True
-            cs = container_status(pod, c, runs, None, False, now)
-            break
+
+    def runs_now(t: float) -> List[Run]:
+        return init_runs(pod, j, t) if init else main_runs(pod, t)[0]
+
+    names = [x.get("name") for x in inits]
+    init = cname in names
+    j = names.index(cname) if init else -1
+    if init:
+        c = inits[j]
+        runs = runs_now(now)
+        cs = container_status(pod, c, runs, None, False, now)
     else:
         c = next((x for x in spec.get("containers") or [] if x.get("name") == cname), None)
         if c is None:
             raise ValueError(f"container {cname} is not valid for pod {pname}")
         runs, waiting, pending = main_runs(pod, now)
-        cs, init = container_status(pod, c, runs, waiting, pending, now), False
+        cs = container_status(pod, c, runs, waiting, pending, now)
     st, last, r = cs["state"], cs["lastState"], cs["restartCount"]
     if previous:
         if "terminated" not in last:
@@ -393,14 +447,16 @@ def logs(pod: Dict[str, Any], cname: str, previous: bool, follow: bool) -> List[
         why = {"ErrImagePull": "image can't be pulled",
                "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
         raise ValueError(f'container "{cname}" in pod "{pname}" is waiting to start: {why}')
-    todo = _lines(pod, c, i, runs[i], init)
-    while True:
+    done = 0
+    while True:  # the instance's end is looked up again each time (a gate may open)
         now = time.time()
-        while todo and todo[0][0] <= now:
-            state.out(todo.pop(0)[1])
+        run = runs_now(now)[i]
+        todo = _lines(pod, c, i, run, init)
+        while done < len(todo) and todo[done][0] <= now:
+            state.out(todo[done][1])
+            done += 1
         sys_flush()
-        end = runs[i][1]
-        if not follow or (end is not None and now >= end and not todo):
+        if not follow or (run[1] is not None and now >= run[1] and done == len(todo)):
             return []
         time.sleep(0.02)
 
