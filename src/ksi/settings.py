@@ -115,6 +115,14 @@ OPTIONS: tuple[Option, ...] = (
            "failing (ErrImagePull, ImagePullBackOff) before the run fails"),
     Option("logs", "follow", str, "manifest runs: the pods' logs live, at the end, or not",
            ("follow", "end", "none")),
+    Option("warm", "auto", str, "warm start from a per-user cluster template: auto (use a "
+           "valid template made by 'ksi warm', else create cold), build (also make the "
+           "template on a run that has none), off (always cold, as --cold)",
+           ("auto", "build", "off")),
+    Option("warm_dir", "", str, "where this user's template records live (default "
+           "$XDG_STATE_HOME/ksi/warm or ~/.local/state/ksi/warm; 0700)"),
+    Option("warm_timeout", 60.0, float, "seconds a warm clone may take to answer before the "
+           "run falls back to a cold create"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 

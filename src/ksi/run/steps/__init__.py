@@ -12,14 +12,15 @@ from ksi.run.steps.preflight import Preflight
 from ksi.run.steps.provision import Provision
 from ksi.run.steps.ready import Ready
 from ksi.run.steps.reserve import Reserve
+from ksi.run.steps.warmstart import WarmStart
 from ksi.run.steps.workload import Workload
 
-__all__ = ["Access", "Job", "Plan", "Preflight", "Provision", "Ready", "Reserve", "Workload",
-           "node_steps"]
+__all__ = ["Access", "Job", "Plan", "Preflight", "Provision", "Ready", "Reserve", "WarmStart",
+           "Workload", "node_steps"]
 
 
 def node_steps(workload: Optional[Step] = None) -> list[Step]:
-    """One node's run: job -> plan -> preflight -> reserve -> provision -> ready -> access ->
-    workload (teardown: the undo of those that ran)."""
-    return [Job(), Plan(), Preflight(), Reserve(), Provision(), Ready(), Access(),
+    """One node's run: job -> plan -> preflight -> reserve -> provision (warm or cold) ->
+    ready -> access -> workload (teardown: the undo of those that ran)."""
+    return [Job(), Plan(), Preflight(), Reserve(), WarmStart(), Ready(), Access(),
             workload or Workload()]
