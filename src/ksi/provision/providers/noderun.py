@@ -45,28 +45,25 @@ def image_config(p: Provider, image: str) -> tuple[str, list[str], list[str]]:
             list(config.get("Cmd") or []))
 
 
-def image_id(p: Provider, image: str) -> Optional[str]:
-    """The image's id, None when the runtime does not have it."""
-    res = p.runner.run([p.binary, "image", "inspect", image], env=p.env, timeout=60,
-                       check=False)
+def _field(p: Provider, args: Sequence[str], key: str) -> Optional[str]:
+    """One field of `<runtime> <args>` (an inspect), None when the object is absent."""
+    res = p.runner.run([p.binary, *args], env=p.env, timeout=60, check=False)
     if res.returncode != 0:
         return None
     try:
-        return str(_json_list(res.stdout, "image inspect")[0].get("Id") or "") or None
+        return str(_json_list(res.stdout, " ".join(args[:2]))[0].get(key) or "") or None
     except KsiError:
         return None
+
+
+def image_id(p: Provider, image: str) -> Optional[str]:
+    """The image's id, None when the runtime does not have it."""
+    return _field(p, ["image", "inspect", image], "Id")
 
 
 def volume_mountpoint(p: Provider, name: str) -> Optional[str]:
     """Where a volume's files are on the host, None when there is no such volume."""
-    res = p.runner.run([p.binary, "volume", "inspect", name], env=p.env, timeout=60,
-                       check=False)
-    if res.returncode != 0:
-        return None
-    try:
-        return str(_json_list(res.stdout, "volume inspect")[0].get("Mountpoint") or "") or None
-    except KsiError:
-        return None
+    return _field(p, ["volume", "inspect", name], "Mountpoint")
 
 
 def volume_create(p: Provider, name: str, labels: Mapping[str, str]) -> str:
