@@ -146,7 +146,7 @@ def test_the_key_ignores_what_each_run_sets_and_follows_what_goes_into_the_node(
     assert mirrored != one
     assert inputs(node_config=one).key == inputs(node_config=two).key
     for change in ({"node_config": mirrored}, {"image_id": "sha256:other"},
-                   {"ksi_version": "0.2.0"}, {"liqo": "v1.0.1"}):
+                   {"ksi_version": "0.2.0"}, {"liqo": "v1.0.1"}, {"store": "/other"}):
         assert inputs(**{"node_config": one, **change}).key != inputs(node_config=one).key, change
 
 
@@ -400,7 +400,8 @@ def test_the_step_warns_once_and_creates_cold_when_the_template_is_stale(
 
     log: list[str] = []
     monkeypatch.setattr(Provision, "run", _cold(log))
-    old = inputs(image_id="sha256:old", node_config=config_for(ctx.plan.settings))
+    old = inputs(image_id="sha256:old", node_config=config_for(ctx.plan.settings),
+                 store=str(tmp_path / "warm"))
     Store(tmp_path / "warm").write(record(old))   # opted in
     detail = WarmStart().run(ctx)
     out = ctx.console.stream.getvalue()
@@ -434,7 +435,7 @@ def test_the_step_clones_a_valid_template(ctx, tmp_path: Path,
     from ksi.warm.build import config_for
 
     fake: FakePodman = ctx.runner
-    inp = inputs(node_config=config_for(ctx.plan.settings))
+    inp = inputs(node_config=config_for(ctx.plan.settings), store=str(tmp_path / "warm"))
     fake.images[inp.names().image] = f"sha256:{inp.names().image}"
     Store(tmp_path / "warm").write(record(inp))
     monkeypatch.setattr(clone, "check", lambda prov, store, i: store.read(i))

@@ -67,7 +67,7 @@ def make(settings: Settings, runner: Runner, *, force: bool = False) -> tuple[Re
         raise KsiError(why, "use --provider podman and a single-node kind_config",
                        code=Exit.WARM_FAILED)
     provider.check_daemon()
-    inputs = inputs_for(provider, settings.image, config)
+    inputs = inputs_for(provider, settings.image, config, store)
     if not force:
         try:
             return clone.check(provider, store, inputs), False

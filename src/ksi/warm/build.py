@@ -41,8 +41,10 @@ def config_for(settings: Settings) -> dict[str, Any]:
     return node_config(config)
 
 
-def inputs_for(provider: Provider, image: str, config: Mapping[str, Any]) -> Inputs:
-    """The inputs of a template for this image (its id asked of the runtime) and config."""
+def inputs_for(provider: Provider, image: str, config: Mapping[str, Any],
+               store: Store) -> Inputs:
+    """The inputs of a template for this image (its id asked of the runtime), config and
+    store."""
     if not image:
         raise KsiError("warm start needs a pinned node image (kind's default is not here)",
                        "set the image setting (KSI_IMAGE) to the node image", code=Exit.WARM_FAILED)
@@ -52,7 +54,7 @@ def inputs_for(provider: Provider, image: str, config: Mapping[str, Any]) -> Inp
                        "load it (image_archive, 'ksi images') or run once cold",
                        code=Exit.WARM_FAILED)
     return Inputs(image=image, image_id=got, provider=provider.name, ksi_version=__version__,
-                  node_config=dict(config))
+                  node_config=dict(config), store=str(store.dir))
 
 
 @contextlib.contextmanager

@@ -83,12 +83,13 @@ class Inputs:
     ksi_version: str
     node_config: Mapping[str, Any]
     liqo: str = ""            # Liqo version and values (multi-node; '' on one node)
+    store: str = ""           # the record directory: its runtime objects are its own
 
     @property
     def key(self) -> str:
         return digest({"image_id": self.image_id, "provider": self.provider,
                        "ksi_version": self.ksi_version, "node_config": self.node_config,
-                       "liqo": self.liqo, "format": FORMAT})
+                       "liqo": self.liqo, "store": self.store, "format": FORMAT})
 
     def names(self) -> Names:
         return Names(self.key)
@@ -234,7 +235,8 @@ class Store:
 
 def differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     """The names of the inputs that differ."""
-    names = [k for k in ("image", "image_id", "ksi_version", "provider", "node_config", "liqo")
+    names = [k for k in ("image", "image_id", "ksi_version", "provider", "node_config", "liqo",
+                         "store")
              if old.get(k) != new.get(k)]
     return ", ".join(names) or "the inputs"
 

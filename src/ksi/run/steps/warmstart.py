@@ -103,11 +103,12 @@ def _lookup(ctx: RunContext, config: dict) -> tuple[Store, Inputs]:
     from ksi.warm.build import inputs_for
     from ksi.warm.template import TemplateProblem, node_config
 
+    store = _store(ctx)
     try:
-        inputs = inputs_for(ctx.provider, ctx.state.image, node_config(config))
+        inputs = inputs_for(ctx.provider, ctx.state.image, node_config(config), store)
     except KsiError as exc:
         raise TemplateProblem(exc.cause) from exc
-    return _store(ctx), inputs
+    return store, inputs
 
 
 def _store(ctx: RunContext) -> Store:
