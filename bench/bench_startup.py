@@ -60,13 +60,13 @@ def until_line(argv: list[str], e: dict[str, str], cwd: Path) -> tuple[float, in
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=cwd, env=e, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    seen = float("nan")
+    seen: float | None = None
     assert proc.stdout is not None
     for line in proc.stdout:
-        if LINE in line and seen != seen:
+        if LINE in line and seen is None:
             seen = time.monotonic() - t0
     _, err = proc.communicate(timeout=600)
-    return seen, proc.returncode, err
+    return (float("inf") if seen is None else seen), proc.returncode, err
 
 
 def bare(base: Path, e: dict[str, str], i: int) -> dict:
