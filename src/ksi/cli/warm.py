@@ -32,6 +32,7 @@ def command(remove: bool, force: bool, provider: Optional[str], image: Optional[
     from ksi.ops import warm
 
     quiet_logs(verbose)
+    _signals_interrupt()
     flags = {"provider": provider, "image": image, "kind_config": kind_config}
     s = load_settings(flags)
     try:
@@ -49,3 +50,14 @@ def command(remove: bool, force: bool, provider: Optional[str], image: Optional[
     what = f"made in {time.monotonic() - t0:.1f}s" if made else "already valid"
     click.echo(f"warm template {rec.key[:12]} {what}: image {rec.inputs['image']}, /var "
                f"volume {rec.volume}; 'ksi run' now starts from it")
+
+
+def _signals_interrupt() -> None:
+    """SIGTERM and SIGHUP stop a build as Ctrl-C does: what it made is removed first."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)

@@ -114,12 +114,25 @@ def templates(settings: Settings, runner: Runner) -> list[Template]:
     return out
 
 
+def _building(store: Store, key: str) -> bool:
+    """Whether a build of key (or of a key starting so) holds its lock now."""
+    import fcntl
+
+    for lock in store.dir.glob(f"{key}*.lock") if store.dir.is_dir() else []:
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
 def remove(settings: Settings, runner: Runner, *, only_stale: bool = False,
            dry_run: bool = False) -> tuple[list[str], list[str]]:
     """Remove this user's templates (only_stale: those not valid) and the runtime objects of
     half-made ones (a killed build; never one being made now). (lines, problems)."""
-    import fcntl
-
     from ksi.warm.build import remove_objects
 
     provider, kind, store = tools(settings, runner)
@@ -137,16 +150,13 @@ def remove(settings: Settings, runner: Runner, *, only_stale: bool = False,
         for _name, key in noderun.labelled(provider, what, LABEL):
             if key and key not in keys and not store.path(key).exists():
                 keys[key] = "half made"
+    for _node, cluster in provider.all_kind_containers():   # a build killed in kind create
+        short = cluster.removeprefix("ksiwarm-")
+        if cluster.startswith("ksiwarm-") and not any(k.startswith(short) for k in keys):
+            keys[short] = "half made"
     for key, why in sorted(keys.items()):
-        lock = store.lock_path(key)
-        if lock.exists():
-            fd = os.open(lock, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue   # being made now
-            finally:
-                os.close(fd)
+        if _building(store, key):
+            continue
         line = f"template {key[:12]} ({why})"
         if dry_run:
             done.append(f"would remove {line}")

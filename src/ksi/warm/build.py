@@ -99,11 +99,15 @@ def build(provider: Provider, kind: Kind, store: Store, inputs: Inputs,
         remove_objects(provider, kind, names)   # leftovers of a killed build
         try:
             rec = _make(provider, kind, store, inputs, config, names, timeout)
-        except BaseException:
+        except BaseException as exc:
             problems = remove_objects(provider, kind, names)
             if problems:
                 log.warning("the half-made template was not removed completely: %s",
                             "; ".join(problems))
+            if isinstance(exc, KsiError):
+                raise KsiError(f"the warm template could not be made: {exc.cause}",
+                               exc.fix or "see 'ksi warm -v'; nothing of it was left",
+                               code=Exit.WARM_FAILED, detail=exc.detail) from exc
             raise
         rec.build_seconds = round(time.monotonic() - started, 1)
         store.write(rec)
