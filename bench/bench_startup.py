@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -101,9 +102,12 @@ def ksi(base: Path, e: dict[str, str], i: int, cold: bool) -> dict:
     how = (rep.get("start") or {}).get("how")
     assert how == ("cold" if cold else "warm"), f"expected {'cold' if cold else 'warm'}, " \
         f"got {how}: {(rep.get('start') or {}).get('cold_because')}"
-    return {"first_pod": seen, "phases": {p["phase"]: p["seconds"] for p in rep["phases"]
-                                          if p["phase"] in ("provision", "ready", "access",
-                                                            "workload", "teardown")}}
+    phases = {p["phase"]: p["seconds"] for p in rep["phases"]
+              if p["phase"] in ("provision", "ready", "access", "workload", "teardown")}
+    copied = re.search(r"/var copied in ([\d.]+)s, API server answered after ([\d.]+)s", err)
+    if copied:   # inside provision
+        phases.update({"var_copy": float(copied[1]), "api_up": float(copied[2])})
+    return {"first_pod": seen, "phases": phases}
 
 
 def med(runs: list[dict], key: str = "first_pod") -> float:
