@@ -104,9 +104,11 @@ def ksi(base: Path, e: dict[str, str], i: int, cold: bool) -> dict:
         f"got {how}: {(rep.get('start') or {}).get('cold_because')}"
     phases = {p["phase"]: p["seconds"] for p in rep["phases"]
               if p["phase"] in ("provision", "ready", "access", "workload", "teardown")}
-    copied = re.search(r"/var copied in ([\d.]+)s, API server answered after ([\d.]+)s", err)
+    copied = re.search(r"/var copied in ([\d.]+)s, node started in ([\d.]+)s, fresh identity "
+                       r"after ([\d.]+)s, API server answered after ([\d.]+)s", err)
     if copied:   # inside provision
-        phases.update({"var_copy": float(copied[1]), "api_up": float(copied[2])})
+        phases.update({"var_copy": float(copied[1]), "node_run": float(copied[2]),
+                       "identity": float(copied[3]), "api_up": float(copied[4])})
     return {"first_pod": seen, "phases": phases}
 
 

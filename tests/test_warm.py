@@ -313,7 +313,7 @@ def test_a_clone_waits_for_its_fresh_admin_kubeconfig_then_its_api(tmp_path: Pat
     assert run[run.index("--name") + 1] == "ksi-local-aaaaaa-control-plane"
     created = fake.ran("volume", "create")[0]
     assert "--label=ksi-local-aaaaaa-control-plane=true" in created   # kind's volume label
-    assert fake.ran("cp", "-a") and fake.ran("get", "--raw", "/readyz")
+    assert fake.ran("cp", "-a") and fake.ran("get", "--raw", "/livez")
 
 
 def test_a_clone_that_does_not_come_up_in_time_is_a_template_problem(tmp_path: Path) -> None:

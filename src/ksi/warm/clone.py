@@ -66,14 +66,17 @@ def start(provider: Provider, kind: Kind, rec: Record, *, cluster: str,
                             rootless=info.rootless, devmapper=noderun.devmapper(info.raw))
     provider.runner.run(argv, env=provider.env, timeout=120, what=f"{provider.binary} run "
                         "(warm clone)", code=noderun.WHAT)
+    started = clock()
     deadline = t0 + timeout
     _poll(lambda: _export(kind, cluster, kubeconfig), deadline, clock, pause,
           "the clone's admin kubeconfig")
     os.chmod(kubeconfig, 0o600)
+    identity = clock()
     _poll(lambda: _answers(provider, kubeconfig, cluster), deadline, clock, pause,
           "the clone's API server")
-    log.info("warm clone: /var copied in %.1fs, API server answered after %.1fs",
-             copied - t0, clock() - t0)
+    log.info("warm clone: /var copied in %.1fs, node started in %.1fs, fresh identity after "
+             "%.1fs, API server answered after %.1fs", copied - t0, started - copied,
+             identity - started, clock() - t0)
     return clock() - t0
 
 
@@ -99,7 +102,7 @@ def _answers(provider: Provider, kubeconfig: Path, cluster: str) -> bool:
 
     k = Kubectl(provider.runner, kubeconfig, f"kind-{cluster}")
     try:
-        k.run("get", "--raw", "/readyz", timeout=10)
+        k.run("get", "--raw", "/livez", timeout=10)   # readyz waits for RBAC reconciling
     except KsiError:
         return False
     return True

@@ -84,7 +84,7 @@ def copy_volume(p: Provider, src: str, dst: str, rootless: bool, timeout: float)
                  what="copy of the template's /var", code=WHAT)
 
 
-def stop(p: Provider, name: str, timeout: int = 60) -> None:
+def stop(p: Provider, name: str, timeout: int = 5) -> None:
     _run(p, ["stop", "--time", str(timeout), name], f"{p.binary} stop", timeout=timeout + 60)
 
 
