@@ -80,6 +80,10 @@ class FakePodman(Runner):
             if a[:1] == ["commit"]:
                 self.images[a[-1]] = f"sha256:{a[-1]}"
                 return self.images[a[-1]] + "\n", 0
+            if a[:1] == ["images"]:   # --filter label=io.ksi.warm --format json
+                return json.dumps([{"Names": [n], "Labels": {t.LABEL: n.rsplit(":", 1)[1]}}
+                                   for n in self.images if n.startswith("localhost/ksi-warm:")
+                                   ]), 0
             if a[:2] == ["image", "rm"]:
                 return ("", 0) if self.images.pop(a[-1], None) else ("", 1)
             if a[:2] == ["volume", "ls"] and "--quiet" in a:
@@ -446,3 +450,26 @@ def test_the_step_clones_a_valid_template(ctx, tmp_path: Path,
     assert detail.startswith(f"warm clone of template {inp.key[:12]}") and "2.5s" in detail
     assert ctx.state.start == "warm" and ctx.state.created
     assert started[0]["cluster"] == ctx.plan.cluster and started[0]["api_port"] == 41100
+
+
+def test_gc_removes_its_own_half_made_template_never_another_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ksi import settings
+    from ksi.ops import warm
+
+    fake = FakePodman(tmp_path)
+    mine, theirs = "a" * 64, "b" * 64
+    for key in (mine, theirs):   # built, then killed before the record: image only
+        fake.images[f"localhost/ksi-warm:{key}"] = f"sha256:{key}"
+    store = Store(tmp_path / "warm")
+    store.ensure()
+    store.lock_path(mine).touch()   # this store started building it
+    s = settings.load({"provider": "podman", "warm_dir": str(store.dir)},
+                      environ={"KSI_SITE_CONFIG": "/x", "KSI_USER_CONFIG": "/x"})
+    monkeypatch.setattr(noderun, "volume_mountpoint", lambda p, n: None)
+    lines, problems = warm.remove(s, fake, only_stale=True, dry_run=True)
+    assert lines == [f"would remove template {mine[:12]} (half made)"] and problems == []
+    lines, problems = warm.remove(s, fake, only_stale=True)
+    assert lines == [f"removed template {mine[:12]} (half made)"]
+    assert fake.ran("image", "rm", "--force", f"localhost/ksi-warm:{mine[:12]}")
+    assert not fake.ran("image", "rm", "--force", f"localhost/ksi-warm:{theirs[:12]}")

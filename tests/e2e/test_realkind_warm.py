@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.e2e.test_realkind_ksi import BUILD, MISSING, podman_leftovers, real_env, wait_for
 
-pytestmark = [pytest.mark.realkind,
+pytestmark = [pytest.mark.realkind, pytest.mark.timeout(900),
               pytest.mark.skipif(MISSING is not None, reason=f"real kind cache: {MISSING}")]
 
 WORKLOAD = r"""set -euo pipefail
@@ -157,6 +157,8 @@ def test_a_cancelled_and_a_sigkilled_warm_run_leave_nothing(warm) -> None:
     wait_for((work / "ready").exists, 300, proc)
     cluster = (work / "cluster").read_text()
     os.killpg(proc.pid, signal.SIGKILL)            # no teardown at all: `ksi gc` cleans up
+    proc.wait(timeout=60)
+    (work / "release").touch()      # the workload (its own session) outlives ksi: end it
     proc.communicate(timeout=60)
     assert podman_leftovers(cluster)["containers"], "the SIGKILLed run's node is gone already"
     res = subprocess.run([sys.executable, "-m", "ksi", "gc"], env=env, capture_output=True,

@@ -131,8 +131,9 @@ def _building(store: Store, key: str) -> bool:
 
 def remove(settings: Settings, runner: Runner, *, only_stale: bool = False,
            dry_run: bool = False) -> tuple[list[str], list[str]]:
-    """Remove this user's templates (only_stale: those not valid) and the runtime objects of
-    half-made ones (a killed build; never one being made now). (lines, problems)."""
+    """Remove this store's templates (only_stale: those not valid) and the runtime objects of
+    its half-made ones (a killed build: its lock file is here but no record; never one being
+    made now). Another store's templates are never touched. (lines, problems)."""
     from ksi.warm.build import remove_objects
 
     provider, kind, store = tools(settings, runner)
@@ -146,13 +147,16 @@ def remove(settings: Settings, runner: Runner, *, only_stale: bool = False,
             keys[t.key] = t.status
     from ksi.provision.providers import noderun
 
-    for what in ("image", "volume"):
+    started = {lock.stem for lock in store.dir.glob("*.lock")} if store.dir.is_dir() else set()
+    for what in ("image", "volume"):   # a build of this store killed after kind create
         for _name, key in noderun.labelled(provider, what, LABEL):
-            if key and key not in keys and not store.path(key).exists():
+            if key in started and key not in keys and not store.path(key).exists():
                 keys[key] = "half made"
     for _node, cluster in provider.all_kind_containers():   # a build killed in kind create
         short = cluster.removeprefix("ksiwarm-")
-        if cluster.startswith("ksiwarm-") and not any(k.startswith(short) for k in keys):
+        if cluster.startswith("ksiwarm-") and any(k.startswith(short) for k in started) \
+                and not any(k.startswith(short) for k in keys) \
+                and not any(store.path(k).exists() for k in started if k.startswith(short)):
             keys[short] = "half made"
     for key, why in sorted(keys.items()):
         if _building(store, key):
