@@ -248,9 +248,31 @@ def test_the_clone_runs_as_kind_runs_a_node_with_this_runs_name_ports_and_app(
                                 volume="v", node={}, api_address="127.0.0.1", api_port=1,
                                 rootless=True)
     assert "/dev/fuse" in rootless
-    assert noderun.copy_argv(p, "/a", "/b", True)[:3] == ["podman", "unshare", "cp"]
-    assert noderun.copy_argv(p, "/a/", "/b", False) == ["cp", "-a", "--reflink=auto",
-                                                        "/a/.", "/b/"]
+    assert noderun.copy_argv(p, "/a", "/b", True)[:3] == ["podman", "unshare", "bash"]
+    assert noderun.copy_argv(p, "/a/", "/b", False, link_all=True) == ["cp", "-al", "/a/.",
+                                                                       "/b/"]
+
+
+def test_the_copy_links_the_content_store_and_copies_the_rest(tmp_path: Path) -> None:
+    """A clone writing its copy never changes the template; blobs are shared inodes."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    blob = src / noderun.SHARED / "blobs" / "sha256" / "abc"
+    blob.parent.mkdir(parents=True)
+    blob.write_text("layer")
+    (src / "lib" / "etcd").mkdir(parents=True)
+    (src / "lib" / "etcd" / "db").write_text("etcd")
+    (src / ".hidden").write_text("")
+    os.chmod(src / "lib", 0o711)
+    dst.mkdir()
+    Runner().run(noderun.copy_argv(PodmanProvider(Runner()), str(src), str(dst), False))
+    copied_blob = dst / noderun.SHARED / "blobs" / "sha256" / "abc"
+    assert copied_blob.stat().st_ino == blob.stat().st_ino
+    assert (dst / "lib/etcd/db").stat().st_ino != (src / "lib/etcd/db").stat().st_ino
+    assert (dst / ".hidden").exists() and (dst / "lib").stat().st_mode & 0o777 == 0o711
+    assert t.var_digest(dst) == t.var_digest(src)
+    (dst / "lib/etcd/db").write_text("changed by the clone")
+    copied_blob.unlink()
+    assert (src / "lib/etcd/db").read_text() == "etcd" and blob.read_text() == "layer"
 
 
 # ------------------------------------------------------------------ check, start, build
@@ -317,7 +339,7 @@ def test_a_clone_waits_for_its_fresh_admin_kubeconfig_then_its_api(tmp_path: Pat
     assert run[run.index("--name") + 1] == "ksi-local-aaaaaa-control-plane"
     created = fake.ran("volume", "create")[0]
     assert "--label=ksi-local-aaaaaa-control-plane=true" in created   # kind's volume label
-    assert fake.ran("cp", "-a") and fake.ran("get", "--raw", "/livez")
+    assert fake.ran("bash", noderun.SHARED) and fake.ran("get", "--raw", "/livez")
 
 
 def test_a_clone_that_does_not_come_up_in_time_is_a_template_problem(tmp_path: Path) -> None:
@@ -342,7 +364,7 @@ def test_a_failed_build_leaves_no_half_template(tmp_path: Path) -> None:
     prov = PodmanProvider(fake)
     store = Store(tmp_path / "warm")
     inp = inputs(node_config={"nodes": [{"role": "control-plane"}]})
-    fake.fail["cp -a"] = "cp: No space left on device"   # after the commit, the volume
+    fake.fail["cp -al"] = "cp: No space left on device"   # after the commit, the volume
     with pytest.raises(KsiError) as exc:
         build(prov, Kind(fake, prov), store, inp, inp.node_config)
     assert "No space left" in exc.value.line() and exc.value.code == Exit.WARM_FAILED

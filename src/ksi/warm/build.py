@@ -141,6 +141,8 @@ def _make(provider: Provider, kind: Kind, store: Store, inputs: Inputs,
                         "install the clone entrypoint", input=identity.CLONE_ENTRYPOINT)
         noderun.exec_in(provider, names.node, ["sh", "-c", identity.PATCH_MANIFESTS],
                         "patch the static pod manifests")
+        noderun.exec_in(provider, names.node, ["sh", "-c", identity.ECDSA_CONFIG],
+                        "write the clones' kubeadm config")
         noderun.exec_in(provider, names.node, ["rm", "-f", "/etc/kubernetes/admin.conf",
                                                "/etc/kubernetes/super-admin.conf"],
                         "remove the template's admin accounts")
@@ -155,7 +157,8 @@ def _make(provider: Provider, kind: Kind, store: Store, inputs: Inputs,
         if not dst or not src:
             raise KsiError("the build node's /var volume or the template's was not found",
                            f"check '{provider.binary} volume ls'", code=Exit.WARM_FAILED)
-        noderun.copy_volume(provider, src, dst, info.rootless, timeout)
+        # the build node is deleted next: its /var moves into the template (hard links)
+        noderun.copy_volume(provider, src, dst, info.rootless, timeout, link_all=True)
         problems = delete_cluster(provider, kind, names.cluster, kubeconfig,
                                   nodes=[names.node])
         if problems:

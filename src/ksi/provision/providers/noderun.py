@@ -72,16 +72,52 @@ def volume_create(p: Provider, name: str, labels: Mapping[str, str]) -> str:
     return _run(p, [*args, *([name] if name else [])], f"{p.binary} volume create").strip()
 
 
-def copy_argv(p: Provider, src: str, dst: str, rootless: bool) -> list[str]:
-    """cp -a of a volume's content into another (reflinks where the filesystem has them);
-    rootless: inside the user namespace that owns the files."""
-    cp = ["cp", "-a", "--reflink=auto", f"{src.rstrip('/')}/.", f"{dst.rstrip('/')}/"]
-    return [p.binary, "unshare", *cp] if rootless else cp
+# containerd's content store: content-addressed blobs, written once and never changed in
+# place (a clone that deletes one only unlinks its own link), so clones hard-link them
+SHARED = "lib/containerd/io.containerd.content.v1.content"
+
+# cp -a of $1 into $2 (reflinks where the filesystem has them), but the subtree $3 as hard
+# links; the directories above it keep their owner, mode and mtime
+COPY = r"""set -euo pipefail
+shopt -s dotglob nullglob
+src=$1 dst=$2 keep=$3
+copy() {
+  local rel=$1 e name r
+  for e in "$src${rel:+/$rel}"/*; do
+    name=${e##*/}
+    r=${rel:+$rel/}$name
+    if [ "$r" = "$keep" ]; then
+      cp -al "$e" "$dst${rel:+/$rel}/"
+    elif [ -d "$e" ] && [ ! -L "$e" ] && [[ "$keep" == "$r/"* ]]; then
+      mkdir -p "$dst/$r"
+      chown --reference="$e" "$dst/$r"
+      chmod --reference="$e" "$dst/$r"
+      copy "$r"
+      touch --reference="$e" "$dst/$r"
+    else
+      cp -a --reflink=auto "$e" "$dst${rel:+/$rel}/"
+    fi
+  done
+}
+copy ""
+"""
 
 
-def copy_volume(p: Provider, src: str, dst: str, rootless: bool, timeout: float) -> None:
-    p.runner.run(copy_argv(p, src, dst, rootless), env=p.env, timeout=timeout,
-                 what="copy of the template's /var", code=WHAT)
+def copy_argv(p: Provider, src: str, dst: str, rootless: bool, link_all: bool = False
+              ) -> list[str]:
+    """Copy a volume's content into another: hard links for the content store (all of it
+    with link_all: the source is deleted next), `cp -a` for the rest; rootless: inside the
+    user namespace that owns the files."""
+    src, dst = src.rstrip("/"), dst.rstrip("/")
+    cmd = ["cp", "-al", f"{src}/.", f"{dst}/"] if link_all else \
+        ["bash", "-c", COPY, "copy", src, dst, SHARED]
+    return [p.binary, "unshare", *cmd] if rootless else cmd
+
+
+def copy_volume(p: Provider, src: str, dst: str, rootless: bool, timeout: float,
+                link_all: bool = False) -> None:
+    p.runner.run(copy_argv(p, src, dst, rootless, link_all=link_all), env=p.env,
+                 timeout=timeout, what="copy of the template's /var", code=WHAT)
 
 
 def stop(p: Provider, name: str, timeout: int = 5) -> None:
