@@ -13,7 +13,7 @@ the clone's identity is complete."""
 from __future__ import annotations
 
 ENTRYPOINT = "/kind/ksi-clone-entrypoint"
-CONFIG = "/kind/ksi-kubeadm.conf"    # kind's kubeadm config, v1beta4, ECDSA keys
+CONFIG = "/kind/kubeadm.conf"        # kind's kubeadm config, made v1beta4 with ECDSA keys
 READY_LINE = "ksi: fresh cluster identity"
 
 CLONE_ENTRYPOINT = f"""#!/bin/bash
@@ -24,10 +24,8 @@ rm -rf "$k/pki" "$k/ksi-new" /var/lib/kubelet/pki
 rm -f "$k/admin.conf" "$k/super-admin.conf" "$k/controller-manager.conf" \\
   "$k/scheduler.conf" "$k/kubelet.conf"
 mkdir -p "$k/pki" "$k/ksi-new" /var/lib/kubelet/pki
-cfg={CONFIG}
-[ -e "$cfg" ] || cfg=/kind/kubeadm.conf
-kubeadm init phase certs all --config "$cfg" >/dev/null
-kubeadm init phase kubeconfig all --config "$cfg" --kubeconfig-dir "$k/ksi-new" >/dev/null
+kubeadm init phase certs all --config {CONFIG} >/dev/null
+kubeadm init phase kubeconfig all --config {CONFIG} --kubeconfig-dir "$k/ksi-new" >/dev/null
 for f in kubelet controller-manager scheduler super-admin admin; do
   if [ -e "$k/ksi-new/$f.conf" ]; then mv -f "$k/ksi-new/$f.conf" "$k/$f.conf"; fi
 done
@@ -55,9 +53,11 @@ INSTALL = f"cat > {ENTRYPOINT} && chmod 0755 {ENTRYPOINT}"
 
 # The clones' keys are ECDSA P-256: kubeadm makes 16 keys per clone, RSA-2048 took 2.9 s of
 # the start on this loaded machine, ECDSA 0.3 s. encryptionAlgorithm needs kubeadm's v1beta4
-# (kind writes v1beta3), so the template keeps a migrated copy of kind's config.
+# (kind writes v1beta3), so kind's config is migrated in the template (kind's entrypoint
+# renews the API server certificate from it too; kind itself reads it only at create).
 ECDSA_CONFIG = f"""set -e
-kubeadm config migrate --old-config /kind/kubeadm.conf --new-config {CONFIG} >/dev/null 2>&1
+cp {CONFIG} {CONFIG}.v1beta3
+kubeadm config migrate --old-config {CONFIG}.v1beta3 --new-config {CONFIG} >/dev/null 2>&1
 if grep -q '^encryptionAlgorithm:' {CONFIG}; then
   sed -i 's/^encryptionAlgorithm:.*/encryptionAlgorithm: ECDSA-P256/' {CONFIG}
 else
