@@ -495,3 +495,27 @@ def test_gc_removes_its_own_half_made_template_never_another_stores(
     assert lines == [f"removed template {mine[:12]} (half made)"]
     assert fake.ran("image", "rm", "--force", f"localhost/ksi-warm:{mine[:12]}")
     assert not fake.ran("image", "rm", "--force", f"localhost/ksi-warm:{theirs[:12]}")
+
+
+def test_warm_build_makes_the_missing_template_then_clones_it(
+        ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from ksi.run.steps.warmstart import WarmStart
+    from ksi.warm import build as b
+    from ksi.warm import clone
+
+    ctx.plan = dataclasses.replace(ctx.plan, settings=ctx.plan.settings.replace(warm="build"))
+    made: list[Inputs] = []
+
+    def fake_build(prov, kind, store, inp, config, timeout):  # noqa: ANN001, ANN202
+        made.append(inp)
+        return record(inp)
+
+    monkeypatch.setattr(b, "build", fake_build)
+    monkeypatch.setattr(clone, "start", lambda *a, **kw: 3.0)
+    monkeypatch.setattr(type(ctx.rt), "after_create", lambda self, cluster: None)
+    detail = WarmStart().run(ctx)
+    assert len(made) == 1 and made[0].store == str(tmp_path / "warm")
+    assert ctx.state.start == "warm" and detail.startswith("warm clone of template")
+    assert "making this user's warm template first" in ctx.console.stream.getvalue()
