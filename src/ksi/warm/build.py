@@ -106,8 +106,9 @@ def build(provider: Provider, kind: Kind, store: Store, inputs: Inputs,
                             "; ".join(problems))
             if isinstance(exc, KsiError):
                 raise KsiError(f"the warm template could not be made: {exc.cause}",
-                               exc.fix or "see 'ksi warm -v'; nothing of it was left",
-                               code=Exit.WARM_FAILED, detail=exc.detail) from exc
+                               "nothing of it was left; 'ksi warm -v' shows each command "
+                               "(runs start cold meanwhile)", code=Exit.WARM_FAILED,
+                               detail=exc.detail) from exc
             raise
         rec.build_seconds = round(time.monotonic() - started, 1)
         store.write(rec)
