@@ -93,6 +93,13 @@ class FakePodman(Runner):
                 for n in a[3:]:
                     self.volumes.pop(n, None)
             return "", 0
+        if argv[0] == "kubectl" and "namespaces" in a:
+            return "namespace/default\nnamespace/kube-system\n", 0
+        if argv[0] == "kubectl" and "pods" in a and "json" in a:
+            return json.dumps({"items": [
+                {"metadata": {"namespace": "kube-system", "name": "kube-proxy-x"}},
+                {"metadata": {"namespace": "kube-system", "name": "etcd-n", "annotations": {
+                    "kubernetes.io/config.mirror": "1"}}}]}), 0
         if argv[0] == "kind" and a[:2] == ["create", "cluster"]:   # kind's anonymous /var
             name = f"{a[a.index('--name') + 1]}-control-plane-var"
             self.volumes[name] = self.root / "vols" / name
@@ -340,6 +347,9 @@ def test_a_clone_waits_for_its_fresh_admin_kubeconfig_then_its_api(tmp_path: Pat
     created = fake.ran("volume", "create")[0]
     assert "--label=ksi-local-aaaaaa-control-plane=true" in created   # kind's volume label
     assert fake.ran("bash", noderun.SHARED) and fake.ran("get", "--raw", "/livez")
+    # the template's pods go (they hold its CA), the node's static pods stay
+    assert fake.ran("kubectl", "apply") and fake.ran("delete", "pod", "kube-proxy-x")
+    assert not fake.ran("delete", "pod", "etcd-n")
 
 
 def test_a_clone_that_does_not_come_up_in_time_is_a_template_problem(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def start(provider: Provider, kind: Kind, rec: Record, *, cluster: str,
     identity = clock()
     _poll(lambda: _answers(provider, kubeconfig, cluster), deadline, clock, pause,
           "the clone's API server")
+    _new_ca_for_pods(provider, kubeconfig, cluster, node_name)
     log.info("warm clone: /var copied in %.1fs, node started in %.1fs, fresh identity after "
              "%.1fs, API server answered after %.1fs", copied - t0, started - copied,
              identity - started, clock() - t0)
@@ -106,3 +107,29 @@ def _answers(provider: Provider, kubeconfig: Path, cluster: str) -> bool:
     except KsiError:
         return False
     return True
+
+
+def _new_ca_for_pods(provider: Provider, kubeconfig: Path, cluster: str, node: str) -> None:
+    """The template's pods (kube-proxy, CoreDNS, the CNI) were made with the template's CA
+    in their service-account volume (the kube-root-ca.crt ConfigMaps): publish the clone's
+    CA in every namespace and delete those pods, so that their controllers make them again
+    with it (static pods are the node's own and keep running)."""
+    import json
+
+    from ksi.access.kubectl import Kubectl
+
+    ca = noderun.exec_in(provider, node, ["cat", "/etc/kubernetes/pki/ca.crt"],
+                         "read the clone's CA")
+    k = Kubectl(provider.runner, kubeconfig, f"kind-{cluster}")
+    namespaces = k.run("get", "namespaces", "-o", "name").stdout.split()
+    docs = [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "kube-root-ca.crt", "namespace": ns.split("/", 1)[1]},
+             "data": {"ca.crt": ca}} for ns in namespaces]
+    k.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                  "items": docs}))
+    pods = json.loads(k.run("get", "pods", "-A", "-o", "json").stdout).get("items") or []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if "kubernetes.io/config.mirror" not in (meta.get("annotations") or {}):
+            k.run("delete", "pod", "-n", meta.get("namespace", ""), meta.get("name", ""),
+                  "--wait=false")
