@@ -141,8 +141,11 @@ def main() -> int:
                       f"({phases})", flush=True)
     finally:
         if not args.keep:
-            subprocess.run([sys.executable, "-m", "ksi", "warm", "--rm"], env=e,
-                           capture_output=True, timeout=600)
+            rm = subprocess.run([sys.executable, "-m", "ksi", "warm", "--rm"], env=e,
+                                capture_output=True, text=True, timeout=600)
+            if rm.returncode != 0:
+                print(f"warning: the template was not removed ({rm.stderr.strip()}); run "
+                      f"KSI_WARM_DIR={base / 'warm'} ksi warm --rm", file=sys.stderr)
     b, c, w = (med(results[m]) for m in ("bare", "cold", "warm"))
     for mode in ("cold", "warm"):
         names = results[mode][0]["phases"]
