@@ -22,7 +22,7 @@ LAYERS = [
     ("job", ["ksi.jobenv"]),
     ("plan", ["ksi.plan", "ksi.state.record", "ksi.state.registry", "ksi.state"]),
     ("runtimes/cluster/checks", ["ksi.provision", "ksi.runtime", "ksi.access", "ksi.workload",
-                                 "ksi.images", "ksi.checks", "ksi.gpu",
+                                 "ksi.images", "ksi.checks", "ksi.gpu", "ksi.warm",
                                  "ksi.state.cleanup", "ksi.state.inventory"]),
     ("run", ["ksi.run", "ksi.report"]),
     ("federate", ["ksi.federate"]),

@@ -48,6 +48,7 @@ class Exit(enum.IntEnum):
     DOCTOR_WARNINGS = 96
     GPU_UNAVAILABLE = 97
     GPU_SETUP_FAILED = 98
+    WARM_FAILED = 99
     INTERNAL = 113
 
 

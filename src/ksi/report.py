@@ -31,6 +31,8 @@ def build(plan: Plan, console: Console, runner: Runner, outcome: Outcome,
         "context": plan.context,
         "provider": plan.provider,
         "image": state.image or plan.image or "kind default",
+        "start": {"how": state.start or None, "template": state.warm_template or None,
+                  "cold_because": state.warm_reason or None},
         "workdir": str(plan.workdir),
         "workload": str(plan.workload) if plan.workload else None,
         "ports": {

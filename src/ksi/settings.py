@@ -124,6 +124,14 @@ class Settings:
                                      "(ErrImagePull, ImagePullBackOff) before the run fails")
     logs: str = _opt("follow", "manifest runs: the pods' logs live, at the end, or not",
                      ("follow", "end", "none"))
+    warm: str = _opt("auto", "warm start from a per-user cluster template: auto (use a valid "
+                     "template made by 'ksi warm', else create cold), build (also make the "
+                     "template on a run that has none), off (always cold, as --cold)",
+                     ("auto", "build", "off"))
+    warm_dir: str = _opt("", "where this user's template records live (default "
+                         "$XDG_STATE_HOME/ksi/warm or ~/.local/state/ksi/warm; 0700)")
+    warm_timeout: float = _opt(60.0, "seconds a warm clone may take to answer before the run "
+                               "falls back to a cold create")
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from ksi import __version__
 
 COMMANDS = {  # name -> module of ksi.cli that defines it (attribute `command`)
     "config": "config", "doctor": "doctor", "gc": "gc", "images": "images", "ls": "ls",
-    "run": "run", "shell": "shell", "submit": "submit",
+    "run": "run", "shell": "shell", "submit": "submit", "warm": "warm",
 }
 
 

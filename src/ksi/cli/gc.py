@@ -48,13 +48,25 @@ def command(dry_run: bool, job: Optional[str], user: Optional[str], all_users: b
     flags = {"provider": provider} if provider else {}
     s = load_settings(flags, verbose=verbose)
     actions, problems = g.collect(s, runner(), dict(os.environ), dry_run=dry_run, job=job)
+    warm_lines: list[str] = []
+    if job is None:  # stale or half-made warm templates (ksi warm)
+        from ksi.errors import KsiError
+        from ksi.ops.warm import remove
+
+        try:
+            warm_lines, warm_problems = remove(s, runner(), only_stale=True, dry_run=dry_run)
+        except KsiError as exc:
+            warm_problems = [f"warm templates: {exc.cause}"]
+        problems = [*problems, *warm_problems]
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "actions": [a.as_dict() for a in actions],
-                               "problems": problems}, indent=2))
+                               "templates": warm_lines, "problems": problems}, indent=2))
     else:
         for a in actions:
             click.echo(a.line(dry_run))
-        if not actions:
+        for line in warm_lines:
+            click.echo(line)
+        if not actions and not warm_lines:
             click.echo("nothing to clean up" + (f" for job {job}" if job else ""))
     for p in problems:
         click.echo(f"ksi: warning: {p}", err=True)

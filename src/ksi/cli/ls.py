@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from ksi.cli.common import load_settings, quiet_logs, runner
+
+if TYPE_CHECKING:
+    from ksi.settings import Settings
 
 
 def _age(seconds: Optional[float]) -> str:
@@ -50,12 +53,40 @@ def command(as_json: bool, all_nodes: bool, provider: Optional[str]) -> None:
         return
     if not rows:
         click.echo("no KSI clusters", err=True)
+    else:
+        _print([
+            ("CLUSTER", "JOB", "JOB STATE", "STATUS", "NODE", "AGE", "PORTS"),
+            *_rows(rows)])
+    _templates(s)
+
+
+def _templates(s: Settings) -> None:
+    """This user's warm templates (ksi warm), after the clusters."""
+    from ksi.errors import KsiError
+    from ksi.ops.warm import templates
+
+    try:
+        found = templates(s, runner())
+    except KsiError as exc:
+        click.echo(f"ksi: warning: cannot list warm templates: {exc.cause}", err=True)
         return
-    table = [("CLUSTER", "JOB", "JOB STATE", "STATUS", "NODE", "AGE", "PORTS")]
+    if found:
+        click.echo("")   # after the clusters
+        _print([("TEMPLATE", "IMAGE", "STATUS", "AGE", "BUILT IN"),
+                *[(t.key[:12], t.image or "-", t.status, _age(t.age_seconds),
+                   f"{t.build_seconds:.0f}s" if t.build_seconds else "-") for t in found]])
+
+
+def _rows(rows: list[dict]) -> list[tuple]:
+    table = []
     for r in rows:
         ports = ",".join(f"{k}={v}" for k, v in (r["ports"] or {}).items() if v)
         table.append((r["cluster"], r["job"] or "-", r["job_state"] or "-", r["status"],
                       r["node"] or "-", _age(r["age_seconds"]), ports or "-"))
+    return table
+
+
+def _print(table: list[tuple]) -> None:
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())

@@ -32,6 +32,8 @@ PROVIDERS = ("nerdctl", "podman", "docker", "auto")   # ksi.provision.providers.
 @click.option("--federate", "federate", flag_value="always", default=None,
               help="Install Liqo even on one node (federate=always), so a multi-node "
               "workload runs unchanged there.")
+@click.option("--cold", is_flag=True, help="Create the cluster cold (kind create), never from "
+              "a warm template (warm=off).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the commands; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every command (secrets masked).")
 @click.option("--report", default=None, help="Run report path (JSON).")
@@ -55,7 +57,8 @@ PROVIDERS = ("nerdctl", "podman", "docker", "auto")   # ksi.provision.providers.
               "runs).")
 def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[str],
             image: Optional[str], systemd_scope: Optional[bool], each: bool,
-            federate: Optional[str], dry_run: bool, verbose: bool, report: Optional[str],
+            federate: Optional[str], cold: bool, dry_run: bool, verbose: bool,
+            report: Optional[str],
             log_dir: Optional[str], kind_config: Optional[str], state_dir: Optional[str],
             runtime_mode: Optional[str], image_archive: Optional[str], preload: tuple[str, ...],
             bypass4netns: Optional[str], logs: Optional[str],
@@ -74,7 +77,7 @@ def command(workload: Optional[str], extra: tuple[str, ...], provider: Optional[
              "state_dir": state_dir, "federate": federate, "runtime_mode": runtime_mode,
              "image_archive": image_archive, "preload": ",".join(preload) or None,
              "bypass4netns": bypass4netns, "logs": logs,
-             "gpus": gpus}
+             "gpus": gpus, "warm": "off" if cold else None}
     opts = RunOptions(workload=script, shared_dir=shared, dry_run=dry_run, each=each,
                       manifests=manifests, flags=flags)
     sys.exit(run(opts, console(verbose), runner()))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ksi.errors import KsiError
 from ksi.run.step import EndRun, Step
-from ksi.run.steps import Access, Job, Plan, Preflight, Provision, Ready, Reserve, Workload
+from ksi.run.steps import Access, Job, Plan, Preflight, Ready, Reserve, WarmStart, Workload
 from ksi.run.steps.gpus import Gpus, GpuSetup
 
 if TYPE_CHECKING:
@@ -249,5 +249,5 @@ def run_steps() -> list[Step]:
     """The one list of steps of `ksi run` (each applies or not by the plan's mode)."""
     link = Link()
     return [Job(), Plan(), OneTaskPerNode(), Rendezvous(link), Preflight(), Gpus(), Reserve(),
-            Provision(), LiqoStart(link), Ready(), GpuSetup(), Access(), LiqoJoin(link),
+            WarmStart(), LiqoStart(link), Ready(), GpuSetup(), Access(), LiqoJoin(link),
             Peer(link), Serve(link), FederatedWorkload(link)]

@@ -25,6 +25,9 @@ class RunState:
     created: bool = False                      # kind create was started: the cluster may exist
     create_attempts: int = 0
     image: str = ""                            # the node image used ('' = kind's default)
+    start: str = ""                            # "warm" (a template's clone) or "cold" (kind)
+    warm_template: str = ""                    # the template's key (warm)
+    warm_reason: str = ""                      # why the run started cold ('' : warm or off)
     api_url: str = ""
     token: str = ""
     variables: dict[str, str] = field(default_factory=dict)  # extra ones (multi-node)
