@@ -63,7 +63,7 @@ def start(provider: Provider, kind: Kind, rec: Record, *, cluster: str,
     argv = noderun.run_argv(provider, name=node_name, hostname=rec.names.node, cluster=cluster,
                             image=rec.names.image, volume=var, node=nodes[0],
                             api_address=api_address, api_port=api_port,
-                            rootless=info.rootless, devmapper=noderun.devmapper(info.raw))
+                            rootless=info.rootless, devmapper=info.devmapper)
     provider.runner.run(argv, env=provider.env, timeout=120, what=f"{provider.binary} run "
                         "(warm clone)", code=noderun.WHAT)
     started = clock()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ksi.runner import Runner
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # kind's node container label
+ROLE_LABEL = "io.x-k8s.kind.role"       # kind's node role label
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class RuntimeInfo:
     cgroup_version: int          # 1 or 2; 0 when the runtime does not say
     cgroup_manager: str          # "systemd" or "cgroupfs"; "" when not said
     version: str                 # the server's version ("" when not said)
+    devmapper: bool = False      # kind's mountDevMapper: btrfs/zfs/devicemapper storage
 
     def summary(self) -> dict[str, Any]:
         """The run report's fields."""

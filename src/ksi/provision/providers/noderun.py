@@ -182,14 +182,6 @@ def run_argv(p: Provider, *, name: str, hostname: str, cluster: str, image: str,
     return args
 
 
-def devmapper(info_raw: Mapping[str, Any]) -> bool:
-    """kind's mountDevMapper: btrfs, zfs or devicemapper storage (or such a backing fs)."""
-    store = info_raw.get("store") or {}
-    status = store.get("graphStatus") or {}
-    return store.get("graphDriverName") in ("btrfs", "zfs", "devicemapper") or \
-        status.get("Backing Filesystem") in ("btrfs", "xfs", "zfs")
-
-
 def labelled(p: Provider, what: str, label: str) -> list[tuple[str, str]]:
     """(name, the label's value) of the images or volumes (what) that carry label."""
     if what == "image":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from ksi.errors import Exit
 from ksi.provision.providers.base import Provider, RuntimeInfo, cgroup_number, json_object
 
@@ -21,7 +23,8 @@ class PodmanProvider(Provider):
             rootless=bool((host.get("security") or {}).get("rootless")),
             cgroup_version=cgroup_number(host.get("cgroupVersion")),
             cgroup_manager=str(host.get("cgroupManager") or ""),
-            version=str((data.get("version") or {}).get("Version") or ""))
+            version=str((data.get("version") or {}).get("Version") or ""),
+            devmapper=devmapper(data))
 
     def node_volumes(self, nodes: list[str]) -> list[str]:
         """kind's podman provider gives each node an anonymous /var volume labelled
@@ -34,3 +37,11 @@ class PodmanProvider(Provider):
                                   what="podman volume ls", code=Exit.TEARDOWN_INCOMPLETE)
             out += res.stdout.split()
         return out
+
+
+def devmapper(info_raw: Mapping[str, Any]) -> bool:
+    """kind's mountDevMapper: btrfs, zfs or devicemapper storage (or such a backing fs)."""
+    store = info_raw.get("store") or {}
+    status = store.get("graphStatus") or {}
+    return store.get("graphDriverName") in ("btrfs", "zfs", "devicemapper") or \
+        status.get("Backing Filesystem") in ("btrfs", "xfs", "zfs")
