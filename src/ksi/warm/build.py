@@ -65,9 +65,9 @@ def build_lock(store: Store, key: str) -> Iterator[None]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             raise KsiError("another 'ksi warm' is making this template now",
-                           "wait for it, then run again", code=Exit.WARM_FAILED) from None
+                           "wait for it, then run again", code=Exit.WARM_FAILED) from exc
         yield
     finally:
         os.close(fd)

@@ -155,7 +155,7 @@ class Record:
             data = json.loads(text)
             rec = cls(**data)
         except (ValueError, TypeError) as exc:
-            raise TemplateProblem(f"template record unreadable ({exc})") from None
+            raise TemplateProblem(f"template record unreadable ({exc})") from exc
         if rec.format != FORMAT:
             raise TemplateProblem(f"template record format {rec.format}, this KSI writes "
                                   f"{FORMAT}")
@@ -189,10 +189,10 @@ class Store:
         try:
             st = os.lstat(path)
             text = path.read_text()
-        except FileNotFoundError:
-            raise TemplateProblem(self.why_missing(inputs)) from None
+        except FileNotFoundError as exc:
+            raise TemplateProblem(self.why_missing(inputs)) from exc
         except OSError as exc:
-            raise TemplateProblem(f"template record {path}: {exc.strerror}") from None
+            raise TemplateProblem(f"template record {path}: {exc.strerror}") from exc
         if st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise TemplateProblem(f"template record {path} is not private to you")
         rec = Record.parse(text)

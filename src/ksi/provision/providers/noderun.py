@@ -22,7 +22,7 @@ def _json_list(text: str, what: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except ValueError as exc:
         raise KsiError(f"{what} printed no JSON ({exc})", f"check '{what}' by hand",
-                       code=WHAT) from None
+                       code=WHAT) from exc
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
