@@ -370,7 +370,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             prime(vm)
         elif a.cmd == "run":
             cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
-            res = vm.run(cmd, user=a.user, timeout=a.timeout)
+            # one argument is a shell command line, several an argv
+            res = vm.run(cmd[0] if len(cmd) == 1 else cmd, user=a.user, timeout=a.timeout)
             sys.stdout.write(res.out)
             sys.stderr.write(res.err)
             return res.rc
