@@ -103,7 +103,7 @@ def test_subuid_entry_removed(vm) -> None:
         assert_names(rc, checks, "subuid", "gives ksi 0 subordinate ids",
                      "usermod --add-subuids 100000-165535")
         assert checks["subgid"]["status"].upper() == "PASS"      # only the one cause
-    assert doctor(vm)[1]["subuid"]["status"].upper() == "PASS"
+    assert root(vm, "grep -c '^ksi:' /etc/subuid").strip() == "1"
 
 
 def test_kernel_module_unloaded(vm) -> None:
@@ -114,7 +114,7 @@ def test_kernel_module_unloaded(vm) -> None:
                      "modprobe -a iptable_nat")
     finally:
         root(vm, "modprobe iptable_nat")
-    assert doctor(vm)[1]["kernel modules"]["status"].upper() == "PASS"
+    assert root(vm, "grep -c '^iptable_nat ' /proc/modules").strip() == "1"
 
 
 def test_delegation_removed(vm) -> None:
@@ -140,9 +140,11 @@ def test_delegation_removed(vm) -> None:
 def test_linger_disabled(vm) -> None:
     """Without linger a batch job (no login session, as slurmd starts it) finds no user
     manager and no /run/user/UID: doctor says so and names enable-linger."""
+    # the user manager's stop (rootless containerd and all) takes a minute or more under TCG;
+    # /run/user/1000 goes last
     root(vm, "loginctl disable-linger ksi && loginctl terminate-user ksi; "
-             "for i in $(seq 120); do systemctl is-active -q user@1000.service || break; "
-             "sleep 1; done; ! systemctl is-active -q user@1000.service")
+             "for i in $(seq 600); do test -d /run/user/1000 || break; sleep 1; done; "
+             "! test -d /run/user/1000")
     try:
         job = ("cd /tmp && runuser -u ksi -- env -i PATH=/usr/local/bin:/usr/bin:/bin "
                "HOME=/home/ksi USER=ksi XDG_RUNTIME_DIR=/run/user/1000 PYTHONPATH=/ksi/src "
@@ -155,7 +157,7 @@ def test_linger_disabled(vm) -> None:
     finally:
         root(vm, "loginctl enable-linger ksi")
     wait_user_manager(vm)
-    assert doctor(vm)[1]["XDG_RUNTIME_DIR"]["status"].upper() == "PASS"
+    assert root(vm, "loginctl show-user ksi -p Linger --value").strip() == "yes"
 
 
 def test_doctor_as_the_second_user(vm) -> None:
