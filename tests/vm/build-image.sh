@@ -246,5 +246,4 @@ main() {
   log "image steps done in $((SECONDS - T0))s; cache $V"
   "$HERE/check-image.sh"
 }
-main "$@"
-exit
+main "$@"; exit
