@@ -94,9 +94,13 @@ def ksi_run(vm, provider: str, work: str) -> tuple[int, str, dict]:
     setup = f"rm -rf {work} && mkdir -p {work} && cd {work} && " + " && ".join(
         f"printf %s {shlex.quote(text)} > {name}" for name, text in files.items())
     vm.must(setup)
-    env = (f"PYTHONPATH=/ksi/src PYTHONDONTWRITEBYTECODE=1 KSI_PROVIDER={provider} "
+    # Debian gives a normal user no /usr/sbin on PATH; nerdctl's CNI bridge plugin needs
+    # iptables/ip6tables from it ("failed to locate iptables"). bypass4netns off: KSI's shim
+    # passes --annotation, which nerdctl 1.x lacks (it takes the label).
+    env = ("PATH=$PATH:/usr/sbin:/sbin PYTHONPATH=/ksi/src PYTHONDONTWRITEBYTECODE=1 "
+           f"KSI_PROVIDER={provider} "
            f"KSI_IMAGE={NODE_IMAGE} KSI_CREATE_TIMEOUT=1800 KSI_READY_TIMEOUT=1200 "
-           "KSI_CREATE_RETRIES=0")
+           "KSI_CREATE_RETRIES=0 KSI_BYPASS4NETNS=off")
     r = vm.run(f"cd {work} && {env} python3 -m ksi run --kind-config kind.yaml wl.sh 2>&1",
                timeout=3000)
     report = vm.run(f"cat {work}/ksi-report-*.json")
