@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 PREFLIGHT_FAILED = 93
 KSI = "PYTHONPATH=/ksi/src python3 -m ksi"
 DROPIN = "/etc/systemd/system/user@.service.d/delegate.conf"
+CONTROLLERS = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/cgroup.controllers"
 
 # The checks that may stay non-PASS on the VM, each with its reason.
 JUSTIFIED = {
@@ -23,6 +24,11 @@ JUSTIFIED = {
     "job-scoped runtime": "SKIP",
     # no kind cluster runs while doctor runs
     "node containers": "SKIP",
+    # not a Slurm node
+    "Slurm epilog": "SKIP",
+    # no GPU in the VM
+    "gpu: nvidia-smi": "SKIP", "gpu: container toolkit": "SKIP", "gpu: toolkit config": "SKIP",
+    "gpu: device files": "SKIP", "gpu: device constraint": "SKIP",
 }
 PODMAN_JUSTIFIED = {
     **JUSTIFIED,
@@ -97,46 +103,48 @@ def test_subuid_entry_removed(vm) -> None:
         assert_names(rc, checks, "subuid", "gives ksi 0 subordinate ids",
                      "usermod --add-subuids 100000-165535")
         assert checks["subgid"]["status"].upper() == "PASS"      # only the one cause
-    assert doctor(vm)[1]["subuid"]["status"].upper() == "PASS"
+    assert root(vm, "grep -c '^ksi:' /etc/subuid").strip() == "1"
 
 
 def test_kernel_module_unloaded(vm) -> None:
-    root(vm, "modprobe -r iptable_nat")
+    root(vm, "rmmod iptable_nat")   # (modprobe -r would take ip_tables along)
     try:
         rc, checks = doctor(vm)
         assert_names(rc, checks, "kernel modules", "not loaded: iptable_nat",
                      "modprobe -a iptable_nat")
     finally:
         root(vm, "modprobe iptable_nat")
-    assert doctor(vm)[1]["kernel modules"]["status"].upper() == "PASS"
+    assert root(vm, "grep -c '^iptable_nat ' /proc/modules").strip() == "1"
 
 
 def test_delegation_removed(vm) -> None:
-    with saved(vm, DROPIN):
-        # Without KSI's drop-in, systemd >= 252's own user@.service still delegates
-        # pids memory cpu (Delegate=pids memory cpu): what kind needs stays delegated.
-        root(vm, f"rm {DROPIN} && systemctl daemon-reload && systemctl restart user@1000.service")
+    """systemd < 252's default, Delegate=pids memory: no cpu controller for the user's
+    manager (kind's rootless nodes need it). Delegate=no is no test: systemd 257's user
+    manager then cannot create its own init.scope and does not start at all."""
+    try:
+        with saved(vm, DROPIN):
+            # Delegate= lists add up over drop-ins; the empty assignment resets the vendor's
+            # (systemd >= 252: Delegate=pids memory cpu)
+            root(vm, f"printf '[Service]\\nDelegate=\\nDelegate=pids memory\\n' > {DROPIN} "
+                     "&& systemctl daemon-reload && systemctl restart user@1000.service")
+            rc, checks = doctor(vm)
+            assert_names(rc, checks, "cgroup delegation",
+                         "controllers cpu not delegated to user@1000.service",
+                         "Delegate=cpu cpuset io memory pids")
+    finally:
+        root(vm, "systemctl daemon-reload && systemctl restart user@1000.service")
         wait_user_manager(vm)
-        rc, checks = doctor(vm)
-        assert checks["cgroup delegation"]["status"].upper() == "PASS", checks["cgroup delegation"]
-        # Delegation switched off for user@.service: doctor names it and the drop-in fix
-        root(vm, f"printf '[Service]\\nDelegate=no\\n' > {DROPIN} && systemctl daemon-reload "
-                 "&& systemctl restart user@1000.service")
-        vm.must("systemctl --user is-system-running --wait", user="ksi", timeout=600)
-        rc, checks = doctor(vm)
-        assert_names(rc, checks, "cgroup delegation", "not delegated to user@1000.service",
-                     "Delegate=cpu cpuset io memory pids")
-    root(vm, "systemctl daemon-reload && systemctl restart user@1000.service")
-    wait_user_manager(vm)
-    assert doctor(vm)[1]["cgroup delegation"]["status"].upper() == "PASS"
+    assert vm.must(f"cat {CONTROLLERS}").split() == ["cpuset", "cpu", "io", "memory", "pids"]
 
 
 def test_linger_disabled(vm) -> None:
     """Without linger a batch job (no login session, as slurmd starts it) finds no user
     manager and no /run/user/UID: doctor says so and names enable-linger."""
+    # the user manager's stop (rootless containerd and all) takes a minute or more under TCG;
+    # /run/user/1000 goes last
     root(vm, "loginctl disable-linger ksi && loginctl terminate-user ksi; "
-             "for i in $(seq 120); do systemctl is-active -q user@1000.service || break; "
-             "sleep 1; done; ! systemctl is-active -q user@1000.service")
+             "for i in $(seq 600); do test -d /run/user/1000 || break; sleep 1; done; "
+             "! test -d /run/user/1000")
     try:
         job = ("cd /tmp && runuser -u ksi -- env -i PATH=/usr/local/bin:/usr/bin:/bin "
                "HOME=/home/ksi USER=ksi XDG_RUNTIME_DIR=/run/user/1000 PYTHONPATH=/ksi/src "
@@ -149,7 +157,7 @@ def test_linger_disabled(vm) -> None:
     finally:
         root(vm, "loginctl enable-linger ksi")
     wait_user_manager(vm)
-    assert doctor(vm)[1]["XDG_RUNTIME_DIR"]["status"].upper() == "PASS"
+    assert root(vm, "loginctl show-user ksi -p Linger --value").strip() == "yes"
 
 
 def test_doctor_as_the_second_user(vm) -> None:
