@@ -529,3 +529,12 @@ def test_warm_build_makes_the_missing_template_then_clones_it(
     assert len(made) == 1 and made[0].store == str(tmp_path / "warm")
     assert ctx.state.start == "warm" and detail.startswith("warm clone of template")
     assert "making this user's warm template first" in ctx.console.stream.getvalue()
+
+
+def test_nothing_labelled_is_an_empty_list_not_an_error(tmp_path: Path) -> None:
+    """podman prints `[]` when no image carries the label (after `ksi warm --rm`, say)."""
+    fake = FakePodman(tmp_path)
+    prov = PodmanProvider(fake)
+    assert noderun.labelled(prov, "image", t.LABEL) == []
+    fake.images["localhost/ksi-warm:abc"] = "sha256:abc"
+    assert noderun.labelled(prov, "image", t.LABEL) == [("localhost/ksi-warm:abc", "abc")]

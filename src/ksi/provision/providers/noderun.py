@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 WHAT = Exit.WARM_FAILED
 
 
-def _json_list(text: str, what: str) -> list[dict[str, Any]]:
+def _json_list(text: str, what: str, empty: bool = False) -> list[dict[str, Any]]:
+    """The objects of a JSON list (or one object); an empty list only where `empty`."""
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -25,6 +26,8 @@ def _json_list(text: str, what: str) -> list[dict[str, Any]]:
                        code=WHAT) from exc
     if isinstance(data, dict):
         data = [data]
+    if isinstance(data, list) and not data and empty:
+        return []
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise KsiError(f"{what} printed no object", f"check '{what}' by hand", code=WHAT)
     return data
@@ -192,7 +195,7 @@ def labelled(p: Provider, what: str, label: str) -> list[tuple[str, str]]:
     if not text or text == "null":
         return []
     out = []
-    for item in _json_list(text, f"{p.binary} {what} ls"):
+    for item in _json_list(text, f"{p.binary} {what} ls", empty=True):
         labels = item.get("Labels") or {}
         name = item.get("Name") or ((item.get("Names") or [""])[0]) or item.get("Id", "")
         out.append((str(name), str(labels.get(label, ""))))
