@@ -322,6 +322,7 @@ class _Answers:
 
     def __init__(self, stdout: str = "", exc: Exception | None = None) -> None:
         self.stdout, self.exc, self.argvs = stdout, exc, []
+        self.extra_env: dict[str, str] = {}
 
     def which(self, binary: str, env: object = None) -> str:
         return f"/bin/{binary}"

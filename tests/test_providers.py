@@ -11,7 +11,7 @@ import pytest
 
 from ksi.errors import Exit, KsiError
 from ksi.provision import providers
-from ksi.provision.providers.base import parse_ps
+from ksi.provision.providers.base import parse_ps, sbin_path
 from ksi.runner import Runner
 
 
@@ -121,3 +121,30 @@ def test_versions_from_json(emu_env: dict, monkeypatch, name: str) -> None:
 def test_versions_of_a_missing_runtime(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert providers.get("podman", Runner()).versions() is None
+
+
+@pytest.mark.parametrize(("path", "want"), [
+    ("/usr/local/bin:/usr/bin:/bin", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
+    ("/usr/bin:/sbin:/bin", "/usr/bin:/sbin:/bin:/usr/sbin"),
+    ("/usr/sbin:/usr/bin:/sbin", "/usr/sbin:/usr/bin:/sbin"),
+])
+def test_sbin_path_appends_only_what_is_missing(path: str, want: str) -> None:
+    assert sbin_path(path) == want
+
+
+def test_the_runtime_and_kind_get_sbin_on_path(monkeypatch, tmp_path: Path) -> None:
+    """A Debian user's PATH (no sbin): nerdctl's CNI bridge plugin needs ip6tables from
+    /usr/sbin. The runner's PATH (the bypass4netns shim first) is kept in front."""
+    fake = tmp_path / "nerdctl"   # prints the PATH it was given as its client version
+    fake.write_text('#!/bin/sh\nprintf \'{"Client": {"Version": "%s"}}\' "$PATH"\n')
+    fake.chmod(0o755)
+    user_path = f"{tmp_path}:/usr/local/bin:/usr/bin:/bin"
+    monkeypatch.setenv("PATH", user_path)
+    runner = Runner()
+    prov = providers.get("nerdctl", runner, env={"XDG_RUNTIME_DIR": "/run/user/1"})
+    assert prov.env == {"XDG_RUNTIME_DIR": "/run/user/1", "PATH": user_path + ":/usr/sbin:/sbin"}
+    v = prov.versions()
+    assert v is not None and v.client == user_path + ":/usr/sbin:/sbin"
+    runner.extra_env["PATH"] = "/shim:" + user_path
+    assert prov.kind_env() == {"KIND_EXPERIMENTAL_PROVIDER": "nerdctl",
+                               "PATH": "/shim:" + user_path + ":/usr/sbin:/sbin"}

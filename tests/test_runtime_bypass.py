@@ -76,6 +76,44 @@ def test_shim_adds_the_annotation_to_run_only(emu_env: dict, tmp_path: Path) -> 
     assert rec["labels"] == {"a": "b c"} and rec["cmd"] == ["sh", "-c", "echo 'x y'"]
 
 
+@pytest.mark.parametrize(("version", "flag"), [
+    ("v1.7.7", "--label"), ("1.7.7", "--label"), ("v0.23.0", "--label"),
+    ("v2.0.0-beta.2", "--label"), ("v2.0.0-beta.3", "--annotation"),
+    ("v2.0.0", "--annotation"), ("v2.1.3", "--annotation"), ("3.0.0", "--annotation"),
+    ("", "--label"), ("unknown", "--label"),
+])
+def test_run_flag_follows_the_nerdctl_version(version: str, flag: str) -> None:
+    assert bypass.run_flag(version) == flag
+
+
+def test_shim_for_nerdctl_1_passes_the_label(emu_env: dict, tmp_path: Path) -> None:
+    """nerdctl 1.7.7 rejects --annotation (the VM's finding); the label is what it reads."""
+    emu_env["KSI_EMU_VERSION_NERDCTL"] = "1.7.7"
+    real = str(EMU_BIN / "nerdctl")
+    old = bypass.write_shim(tmp_path / "old", real, "--annotation")
+    res = subprocess.run([str(old), "run", "-d", "--name", "c0", "busybox"], env=emu_env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "unknown flag: --annotation" in res.stderr
+    shim = bypass.write_shim(tmp_path / "shim", real, "--label")
+    res = subprocess.run([str(shim), "container", "run", "-d", "--name", "c1", "--label", "a=b",
+                          "busybox"], env=emu_env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert calls(emu_env, "nerdctl")[-1] == ["container", "run", "--label", ANN, "-d", "--name",
+                                             "c1", "--label", "a=b", "busybox"]
+    rec = json.loads(next(Path(emu_env["KSI_EMU_STATE"]).glob(
+        "hosts/*/nerdctl-*/containers/c1.json")).read_text())
+    assert rec["labels"] == {"nerdctl/bypass4netns": "true", "a": "b"}
+
+
+def test_nerdctl_2_only_warns_about_the_label(emu_env: dict, tmp_path: Path) -> None:
+    shim = bypass.write_shim(tmp_path / "shim", str(EMU_BIN / "nerdctl"), "--label")
+    res = subprocess.run([str(shim), "run", "-d", "--name", "c1", "busybox"], env=emu_env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "is deprecated, use an annotation instead" in res.stderr
+    with pytest.raises(Exception, match="neither --annotation nor --label"):
+        bypass.write_shim(tmp_path / "x", str(EMU_BIN / "nerdctl"), "--env")
+
+
 def test_shim_refuses_a_relative_real_path(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not absolute"):
         bypass.write_shim(tmp_path, "nerdctl")
@@ -115,7 +153,25 @@ def test_run_with_bypass4netnsd_annotates_the_node(emu_env: dict, workdir: Path,
     assert {"info", "ps", "rm"} <= {a[0] for a in others}
     report = json.loads(next(workdir.glob("ksi-report-*.json")).read_text())
     assert report["runtime"]["bypass4netns"]["used"] is True
+    assert report["runtime"]["bypass4netns"]["flag"] == "--annotation"
     assert report["runtime"]["warnings"] == []
+    assert leftovers(emu_env) == NOTHING
+
+
+def test_run_with_nerdctl_1_labels_the_node(emu_env: dict, workdir: Path, tmp_path: Path,
+                                            daemon: Path) -> None:
+    emu_env["KSI_EMU_VERSION_NERDCTL"] = "1.7.7"
+    out = tmp_path / "snap"
+    (workdir / "wl.sh").write_text(SNAPSHOT.format(out=out))
+    res = run_ksi(["run", "wl.sh"], emu_env, workdir)
+    assert res.returncode == 0, res.stderr
+    [node] = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert node["labels"].get("nerdctl/bypass4netns") == "true"
+    assert node["annotations"] == {}
+    runs = [a for a in calls(emu_env, "nerdctl") if a[:1] == ["run"]]
+    assert len(runs) == 1 and runs[0][1:3] == ["--label", ANN]
+    report = json.loads(next(workdir.glob("ksi-report-*.json")).read_text())
+    assert report["runtime"]["bypass4netns"]["flag"] == "--label"
     assert leftovers(emu_env) == NOTHING
 
 

@@ -100,12 +100,15 @@ class RuntimeSetup:
                 raise KsiError("nerdctl is not on PATH", "install nerdctl",
                                code=Exit.PROVIDER_MISSING)
             shim_dir = self.plan.state_dir / "shim"
-            bypass.write_shim(shim_dir, os.path.abspath(real))
+            found = self.provider.versions()
+            flag = bypass.run_flag(found.client if found else "")
+            bypass.write_shim(shim_dir, os.path.abspath(real), flag)
             path = env.get("PATH", os.defpath)
             self.runner.extra_env["PATH"] = f"{shim_dir}{os.pathsep}{path}"
             self.info["bypass4netns"]["shim"] = str(shim_dir / "nerdctl")
-            log.info("bypass4netns: node containers get --annotation %s (%s)",
-                     bypass.ANNOTATION, d.reason)
+            self.info["bypass4netns"]["flag"] = flag
+            log.info("bypass4netns: node containers get %s %s (nerdctl %s; %s)", flag,
+                     bypass.ANNOTATION, found.client if found else "version unknown", d.reason)
         elif self.provider.name == "nerdctl":
             self.warn(bypass.SLIRP_WARNING + f" ({d.reason})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # kind's node container label
 ROLE_LABEL = "io.x-k8s.kind.role"       # kind's node role label
+SBIN_DIRS = ("/usr/sbin", "/sbin")      # iptables, ip6tables (nerdctl's CNI bridge plugin)
+
+
+def sbin_path(path: str) -> str:
+    """path with /usr/sbin and /sbin appended where missing: nerdctl's CNI bridge plugin looks
+    iptables and ip6tables up on PATH ("failed to locate iptables"), and a Debian/RHEL normal
+    user's PATH may lack both directories."""
+    parts = (path or os.defpath).split(os.pathsep)
+    return os.pathsep.join([*parts, *(d for d in SBIN_DIRS if d not in parts)])
 
 
 @dataclass(frozen=True)
@@ -107,11 +117,21 @@ class Provider:
 
     def __init__(self, runner: Runner, env: Optional[Mapping[str, str]] = None) -> None:
         self.runner = runner
-        self.env = dict(env) if env else None   # e.g. a job-scoped runtime's environment
+        self.added = dict(env) if env else {}   # e.g. a job-scoped runtime's environment
         self._info: Optional[RuntimeInfo] = None
 
+    @property
+    def env(self) -> dict[str, str]:
+        """What the runtime's commands get on top of the runner's environment: `added`, and
+        PATH (at call time: the runner's, e.g. with the bypass4netns shim) with sbin_path()."""
+        env = dict(self.added)
+        env["PATH"] = sbin_path(env.get("PATH") or self.runner.extra_env.get("PATH")
+                                or os.environ.get("PATH", ""))
+        return env
+
     def kind_env(self) -> dict[str, str]:
-        return {"KIND_EXPERIMENTAL_PROVIDER": self.name}
+        """kind runs the runtime: it gets the provider's name and the runtime's PATH."""
+        return {"KIND_EXPERIMENTAL_PROVIDER": self.name, "PATH": self.env["PATH"]}
 
     # ------------------------------------------------------------------ info, version
     def info_argv(self) -> list[str]:

@@ -396,7 +396,10 @@ class Runtime:
         s.add("interactive", "-i", "--interactive", kind="bool")
         s.add("rm", "--rm", kind="bool")
         s.add("label", "-l", "--label", kind="list")
-        s.add("annotation", "--annotation", kind="list")
+        if self.podman or faults.version_tuple(self.version) >= (2,):
+            # nerdctl: `run --annotation` since v2.0.0-beta.3 (containerd/nerdctl f42ab2ff);
+            # 1.x: "FATA[0000] unknown flag: --annotation" (seen with 1.7.7 in tests/vm)
+            s.add("annotation", "--annotation", kind="list")
         s.add("net", "--net", "--network", kind="list")
         s.add("restart", "--restart")
         s.add("init", "--init", kind="bool")
@@ -455,7 +458,12 @@ class Runtime:
             .hexdigest()
         )
         labels = dict(_kv(x) for x in vals["label"])  # type: ignore[union-attr]
-        annotations = dict(_kv(x) for x in vals["annotation"])  # type: ignore[union-attr]
+        annotations = dict(_kv(x) for x in vals.get("annotation") or [])  # type: ignore[union-attr]
+        if not self.podman and faults.version_tuple(self.version) >= (2,):
+            # nerdctl 2.x pkg/cmd/container/create.go withContainerLabels
+            for k in labels:
+                if k.startswith("nerdctl/bypass4netns"):
+                    state.err(f'WARN[0000] Label "{k}" is deprecated, use an annotation instead')
         ports = []
         for p in vals["publish"]:  # type: ignore[union-attr]
             try:
