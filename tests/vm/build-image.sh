@@ -27,7 +27,7 @@ PKGS="systemd systemd-sysv dbus dbus-user-session libpam-systemd udev kmod linux
  initramfs-tools openssh-server python3 python3-click python3-rich python3-yaml python3-hostlist
  podman containerd rootlesskit slirp4netns passt bypass4netns uidmap iptables fuse-overlayfs
  crun runc containernetworking-plugins catatonit netavark curl netcat-openbsd iproute2 procps
- openssl e2fsprogs less psmisc"
+ openssl e2fsprogs less psmisc nftables"
 export PATH=$PATH:/usr/local/go/bin
 export GOFLAGS="-p=1 -trimpath" GOMAXPROCS=1 CGO_ENABLED=0
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$REPO/tests/e2e/build/containers.conf}

@@ -16,7 +16,9 @@ import pytest
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 NODE_IMAGE = "localhost/ksi-kind-node:v1.34.4"
-BYPASS4NETNS = os.environ.get("KSI_VM_BYPASS4NETNS", "auto")
+# off by default: under TCG a bypass4netns node reaches systemd's multi-user target after
+# kind's fixed 30 s node wait (README, VM row); KSI_VM_BYPASS4NETNS=auto runs it anyway
+BYPASS4NETNS = os.environ.get("KSI_VM_BYPASS4NETNS", "off")
 # kubeadm's wait for the control plane is raised to 20 minutes: under TCG the control
 # plane's Go code runs several times slower and its crypto tens of times slower (kind v0.33
 # renders kubeadm v1beta3 below Kubernetes 1.36: timeoutForControlPlane, default 4m)
