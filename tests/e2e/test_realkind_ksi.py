@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.e2e.workloads import API_CHECKS, WEB
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tests" / "e2e" / "build"
@@ -40,45 +41,10 @@ MISSING = _cache_missing()
 pytestmark = [pytest.mark.realkind,
               pytest.mark.skipif(MISSING is not None, reason=f"real kind cache: {MISSING}")]
 
-WEB = """apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  containers:
-  - name: web
-    image: localhost/ksi-busybox:e2e
-    imagePullPolicy: Never
-    command: ["/bin/busybox", "sh", "-c",
-              "echo from-pod > /app/from-pod.txt && exec /bin/busybox httpd -f -p 8080 -h /app"]
-    volumeMounts: [{name: app, mountPath: /app}]
-  volumes:
-  - name: app
-    hostPath: {path: /app, type: Directory}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports:
-  - {port: 8080, targetPort: 8080, nodePort: NODEPORT}
-"""
 
 WORKLOAD = r"""set -euo pipefail
-printf 'NAME=%s\nAPI=%s\nPORT=%s\nTOKENLEN=%s\n' "$K8S_CLUSTER_NAME" "$K8S_CLUSTER_API" \
-  "$K8S_PORT" "${#K8S_CLUSTER_API_TOKEN}" > vars.txt
-kubectl config view --raw --minify --context "$K8S_CLUSTER_NAME" \
-  -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > ca.crt
-curl --fail -sS --cacert ca.crt -H "Authorization: Bearer $K8S_CLUSTER_API_TOKEN" \
-  "$K8S_CLUSTER_API/api/v1/namespaces/kube-system" -o api.json
-curl -sS -o /dev/null -w '%{http_code}' --cacert ca.crt \
-  -H "Authorization: Bearer x$K8S_CLUSTER_API_TOKEN" "$K8S_CLUSTER_API/api" > badtoken.txt
-sed "s/NODEPORT/$K8S_PORT/" web.yaml | kubectl --context "$K8S_CLUSTER_NAME" apply -f -
-kubectl --context "$K8S_CLUSTER_NAME" wait --for=condition=Ready pod/web --timeout=180s
+""" + API_CHECKS + (
+    r"""kubectl --context "$K8S_CLUSTER_NAME" wait --for=condition=Ready pod/web --timeout=180s
 for i in $(seq 100); do
   curl --fail -sS "http://127.0.0.1:$K8S_PORT/from-pod.txt" > via-host.txt && break
   sleep 0.2
@@ -86,7 +52,7 @@ done
 touch serving
 for i in $(seq 1200); do [ -e release ] && exit 0; sleep 0.1; done
 exit 9
-"""
+""")
 
 
 def real_env(tmp: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ import os
 import shlex
 
 import pytest
+from tests.e2e.workloads import API_CHECKS, WEB
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
@@ -29,52 +30,17 @@ KIND_CONFIG = """kubeadmConfigPatches:
     timeoutForControlPlane: 20m0s
 """
 
-WEB = """apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  containers:
-  - name: web
-    image: localhost/ksi-busybox:e2e
-    imagePullPolicy: Never
-    command: ["/bin/busybox", "sh", "-c",
-              "echo from-pod > /app/from-pod.txt && exec /bin/busybox httpd -f -p 8080 -h /app"]
-    volumeMounts: [{name: app, mountPath: /app}]
-  volumes:
-  - name: app
-    hostPath: {path: /app, type: Directory}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports:
-  - {port: 8080, targetPort: 8080, nodePort: NODEPORT}
-"""
 
 WORKLOAD = r"""set -euo pipefail
 echo "workload: $K8S_CLUSTER_NAME on $(kubectl get nodes --no-headers | wc -l) node(s)"
-printf 'NAME=%s\nAPI=%s\nPORT=%s\nTOKENLEN=%s\n' "$K8S_CLUSTER_NAME" "$K8S_CLUSTER_API" \
-  "$K8S_PORT" "${#K8S_CLUSTER_API_TOKEN}" > vars.txt
-kubectl config view --raw --minify --context "$K8S_CLUSTER_NAME" \
-  -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > ca.crt
-curl --fail -sS --cacert ca.crt -H "Authorization: Bearer $K8S_CLUSTER_API_TOKEN" \
-  "$K8S_CLUSTER_API/api/v1/namespaces/kube-system" -o api.json
-curl -sS -o /dev/null -w '%{http_code}' --cacert ca.crt \
-  -H "Authorization: Bearer x$K8S_CLUSTER_API_TOKEN" "$K8S_CLUSTER_API/api" > badtoken.txt
-sed "s/NODEPORT/$K8S_PORT/" web.yaml | kubectl --context "$K8S_CLUSTER_NAME" apply -f -
-kubectl --context "$K8S_CLUSTER_NAME" wait --for=condition=Ready pod/web --timeout=900s
+""" + API_CHECKS + (
+    r"""kubectl --context "$K8S_CLUSTER_NAME" wait --for=condition=Ready pod/web --timeout=900s
 for i in $(seq 300); do
   curl --fail -sS "http://127.0.0.1:$K8S_PORT/from-pod.txt" > via-host.txt && break
   sleep 1
 done
 echo "workload: the pod said $(cat via-host.txt)"
-"""
+""")
 
 # The user's runtime objects of one kind cluster, and KSI's own leftovers.
 LEFTOVERS = r"""
